@@ -1,0 +1,3 @@
+module github.com/lazaret/lazaret
+
+go 1.26.8

@@ -1,0 +1,228 @@
+// Package spool stores a sample's bytes once while hashing them, in memory
+// up to a threshold and in a private temporary file beyond it, so that
+// several engines can read the same bytes without holding a many-GB file in
+// memory.
+package spool
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/lazaret/lazaret/internal/scan"
+)
+
+// DefaultMemLimit is the size up to which samples stay in memory.
+const DefaultMemLimit = 1 << 20
+
+// ErrTooLarge is returned when the input is longer than Options.MaxSize.
+var ErrTooLarge = errors.New("spool: sample exceeds the size limit")
+
+// Options controls where and how much is spooled.
+type Options struct {
+	// MemLimit is the largest sample kept in memory; 0 means
+	// DefaultMemLimit, negative means always use a file.
+	MemLimit int64
+	// MaxSize is the largest sample accepted; 0 means no limit.
+	MaxSize int64
+	// Dir is the folder for temporary files; "" means os.TempDir().
+	Dir string
+}
+
+// Body is a spooled sample. It implements scan.Body. Close removes any
+// temporary file; it is safe to call more than once.
+type Body struct {
+	size   int64
+	sha256 string
+
+	mem  []byte // nil when the bytes are in file
+	file string // temp file holding the bytes
+
+	mu      sync.Mutex
+	memPath string // file materialised for Path() of an in-memory body
+	closed  bool
+	dir     string
+}
+
+// Size is the number of bytes spooled.
+func (b *Body) Size() int64 { return b.size }
+
+// SHA256 is the lowercase hex SHA-256 of the bytes.
+func (b *Body) SHA256() string { return b.sha256 }
+
+// InMemory reports whether the bytes are held in memory.
+func (b *Body) InMemory() bool { return b.file == "" }
+
+// Bytes returns the bytes when they are held in memory, else nil.
+func (b *Body) Bytes() []byte { return b.mem }
+
+// chunkReader copies in chunks and checks the context between them, so a
+// stalled or cancelled caller stops the spool promptly.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// New reads r to its end, hashing as it goes. The caller must Close the
+// Body. When r holds more than opts.MaxSize bytes, New stops reading and
+// returns ErrTooLarge with the number of bytes read so far; nothing is kept.
+func New(ctx context.Context, r io.Reader, opts Options) (*Body, error) {
+	memLimit := opts.MemLimit
+	if memLimit == 0 {
+		memLimit = DefaultMemLimit
+	}
+	if memLimit < 0 {
+		memLimit = 0
+	}
+	src := io.Reader(ctxReader{ctx, r})
+	if opts.MaxSize > 0 {
+		src = io.LimitReader(src, opts.MaxSize+1)
+	}
+	h := sha256.New()
+	b := &Body{dir: opts.Dir}
+
+	// First the in-memory part: read up to memLimit+1 bytes to learn
+	// whether the sample fits.
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(src, memLimit+1))
+	if err != nil {
+		return nil, fmt.Errorf("spool: read: %w", err)
+	}
+	if n <= memLimit {
+		if opts.MaxSize > 0 && n > opts.MaxSize {
+			return nil, ErrTooLarge
+		}
+		h.Write(buf.Bytes())
+		b.mem = buf.Bytes()
+		if b.mem == nil {
+			b.mem = []byte{}
+		}
+		b.size = n
+		b.sha256 = hex.EncodeToString(h.Sum(nil))
+		return b, nil
+	}
+
+	f, err := os.CreateTemp(opts.Dir, "lazaret-*.spool") // random name, mode 0600
+	if err != nil {
+		return nil, fmt.Errorf("spool: create temp file: %w", err)
+	}
+	b.file = f.Name()
+	fail := func(err error) (*Body, error) {
+		f.Close()
+		os.Remove(b.file)
+		return nil, err
+	}
+	w := io.MultiWriter(f, h)
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fail(fmt.Errorf("spool: write: %w", err))
+	}
+	buf = bytes.Buffer{}
+	m, err := copyBuffered(w, src)
+	if err != nil {
+		return fail(fmt.Errorf("spool: read: %w", err))
+	}
+	total := n + m
+	if opts.MaxSize > 0 && total > opts.MaxSize {
+		return fail(ErrTooLarge)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(b.file)
+		return nil, fmt.Errorf("spool: close temp file: %w", err)
+	}
+	b.size = total
+	b.sha256 = hex.EncodeToString(h.Sum(nil))
+	return b, nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func copyBuffered(w io.Writer, r io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	return io.CopyBuffer(w, r, *bp)
+}
+
+// Bytes returns an in-memory Body over p, for tests and callers that
+// already hold the bytes.
+func Bytes(p []byte) *Body {
+	sum := sha256.Sum256(p)
+	if p == nil {
+		p = []byte{}
+	}
+	return &Body{size: int64(len(p)), sha256: hex.EncodeToString(sum[:]), mem: p}
+}
+
+// Open returns a new independent reader over the bytes.
+func (b *Body) Open() (io.ReadCloser, error) {
+	if b.file == "" {
+		return io.NopCloser(bytes.NewReader(b.mem)), nil
+	}
+	f, err := os.Open(b.file)
+	if err != nil {
+		return nil, fmt.Errorf("spool: open: %w", err)
+	}
+	return f, nil
+}
+
+// Path returns a file holding the bytes, writing one for in-memory bodies.
+func (b *Body) Path() (string, error) {
+	if b.file != "" {
+		return b.file, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return "", errors.New("spool: body is closed")
+	}
+	if b.memPath != "" {
+		return b.memPath, nil
+	}
+	f, err := os.CreateTemp(b.dir, "lazaret-*.spool")
+	if err != nil {
+		return "", fmt.Errorf("spool: create temp file: %w", err)
+	}
+	_, werr := f.Write(b.mem)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("spool: write temp file: %w", err)
+	}
+	b.memPath = f.Name()
+	return b.memPath, nil
+}
+
+// Close removes the temporary files.
+func (b *Body) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	var errs []error
+	for _, p := range []string{b.file, b.memPath} {
+		if p == "" {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	b.memPath = ""
+	return errors.Join(errs...)
+}
+
+// Sample returns the scan.Sample for these bytes under a name.
+func (b *Body) Sample(name string) scan.Sample {
+	return scan.Sample{Name: name, Size: b.size, SHA256: b.sha256, Body: b}
+}
