@@ -1,0 +1,78 @@
+// Package store defines where lazaret keeps jobs and cached verdicts: one
+// interface, implemented by the sqlite (embedded default) and postgres
+// drivers, both held to the same conformance suite in storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/lazaret/lazaret/internal/scan"
+)
+
+// Sentinel errors that callers branch on. Drivers wrap them.
+var (
+	// ErrNotFound: no such job or cached verdict.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: the job is not in the status the caller expected (or
+	// the move is illegal), or a job with that ID already exists.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Store keeps jobs and the verdict cache. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// CreateJob inserts a new job. The caller sets ID (a ULID) and
+	// CreatedAt; Status must be a legal first status
+	// (scan.CanTransition(scan.StatusNew, job.Status)). A duplicate ID is
+	// ErrConflict.
+	CreateJob(ctx context.Context, job *scan.Job) error
+	// UpdateJob replaces the stored job with job if and only if its
+	// stored status is from and the move from -> job.Status is legal;
+	// otherwise ErrConflict (ErrNotFound if there is no such job). This
+	// compare-and-set is what makes redelivered work store one result.
+	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
+	// GetJob returns one job or ErrNotFound.
+	GetJob(ctx context.Context, id string) (*scan.Job, error)
+	// ListJobs lists jobs newest first (by ID, which sorts by creation
+	// time), filtered, one page at a time.
+	ListJobs(ctx context.Context, f JobFilter) (JobPage, error)
+	// LookupVerdict returns the cached verdict for content under a set
+	// of engine versions, or ErrNotFound.
+	LookupVerdict(ctx context.Context, sha256, enginesKey string) (*scan.CachedVerdict, error)
+	// PutVerdict stores (or replaces) a cached verdict.
+	PutVerdict(ctx context.Context, v *scan.CachedVerdict) error
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// JobFilter selects jobs. Zero fields do not filter.
+type JobFilter struct {
+	Verdict scan.Verdict
+	Status  scan.Status
+	SHA256  string
+	Bucket  string
+	// Since keeps jobs created at or after this time.
+	Since time.Time
+	// Limit is the page size: 0 means DefaultLimit, capped at MaxLimit.
+	Limit int
+	// Cursor is JobPage.NextCursor of the previous page; "" starts at
+	// the newest job.
+	Cursor string
+}
+
+// Page sizes.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// JobPage is one page of ListJobs.
+type JobPage struct {
+	Jobs []*scan.Job
+	// NextCursor continues the listing; "" when this is the last page.
+	NextCursor string
+}
