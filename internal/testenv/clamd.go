@@ -87,7 +87,8 @@ func StartClamd(t testing.TB, opts ClamdOptions) *Clamd {
 	return c
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -119,7 +120,7 @@ func startClamd(opts ClamdOptions) (*Clamd, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +163,7 @@ func startClamd(opts ClamdOptions) (*Clamd, error) {
 	go func() { c.cmd.Wait(); close(c.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if pingTCP(port) == nil {
+		if PingClamd(port) == nil {
 			return c, nil
 		}
 		select {
@@ -176,7 +177,8 @@ func startClamd(opts ClamdOptions) (*Clamd, error) {
 	return nil, fmt.Errorf("clamd did not answer PING within 30s")
 }
 
-func pingTCP(port int) error {
+// PingClamd sends PING to clamd on 127.0.0.1:port and checks for PONG.
+func PingClamd(port int) error {
 	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 	if err != nil {
 		return err

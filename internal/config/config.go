@@ -1,0 +1,316 @@
+// Package config reads lazaret's configuration: defaults, then a YAML file
+// (unknown keys are errors), then LAZARET_* environment variables, then
+// flags (applied by the caller), then validation with errors that name the
+// field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	// Listen is the API's address.
+	Listen string `yaml:"listen"`
+	// DataDir holds the embedded store, queue and spool files.
+	DataDir string `yaml:"data_dir"`
+	Store   Store  `yaml:"store"`
+	Limits  Limits `yaml:"limits"`
+	Log     Log    `yaml:"log"`
+	// Engines scan every sample. Empty means one builtin engine.
+	Engines []Engine `yaml:"engines"`
+}
+
+// Store selects the job and verdict store.
+type Store struct {
+	// URL is "sqlite:PATH" / a file path, or "postgres://...". Empty means
+	// SQLite at DATA_DIR/lazaret.db.
+	URL Secret `yaml:"url"`
+}
+
+// Limits bounds what is read.
+type Limits struct {
+	// MaxSize is the largest sample scanned; larger ones are skipped
+	// (too_large), never passed as clean.
+	MaxSize ByteSize `yaml:"max_size"`
+	// MemorySpool is the size up to which samples stay in memory.
+	MemorySpool ByteSize `yaml:"memory_spool"`
+	// EngineTimeout bounds one engine's scan of one sample.
+	EngineTimeout time.Duration `yaml:"engine_timeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text, json
+}
+
+// Engine configures one engine; which fields apply depends on Type.
+type Engine struct {
+	Name string `yaml:"name"`
+	Type string `yaml:"type"` // clamd, builtin, command
+	// Timeout bounds one scan by this engine.
+	Timeout time.Duration `yaml:"timeout"`
+
+	// clamd: Address, or Addresses for several daemons.
+	Address        string        `yaml:"address"`
+	Addresses      []string      `yaml:"addresses"`
+	MaxConnections int           `yaml:"max_connections"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+
+	// clamd and builtin: a folder of ClamAV signature files. For clamd
+	// its digest joins the version, and clamd is told to RELOAD when it
+	// changes.
+	Signatures string `yaml:"signatures"`
+	// ReloadInterval is how often the signature folder is checked.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+
+	// command
+	Command        []string      `yaml:"command"`
+	InfectedWhen   *InfectedWhen `yaml:"infected_when"`
+	CleanExitCodes []int         `yaml:"clean_exit_codes"`
+	Version        string        `yaml:"version"`
+	VersionCommand []string      `yaml:"version_command"`
+	MaxOutput      ByteSize      `yaml:"max_output"`
+}
+
+// InfectedWhen says how a command engine reports an infection.
+type InfectedWhen struct {
+	ExitCodes     []int  `yaml:"exit_codes"`
+	OutputMatches string `yaml:"output_matches"`
+}
+
+// Engine types.
+const (
+	TypeClamd   = "clamd"
+	TypeBuiltin = "builtin"
+	TypeCommand = "command"
+)
+
+// Default returns the embedded defaults: everything local, the builtin
+// engine.
+func Default() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		DataDir: "./lazaret-data",
+		Limits: Limits{
+			MaxSize:       2 << 30,
+			MemorySpool:   1 << 20,
+			EngineTimeout: 5 * time.Minute,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// DefaultEngines is used when the configuration names none.
+func DefaultEngines() []Engine {
+	return []Engine{{Name: "builtin", Type: TypeBuiltin}}
+}
+
+// Load reads defaults, then the YAML file at path (if path is not ""),
+// then the environment (getenv, usually os.Getenv). It validates the
+// result.
+func Load(path string, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if err := decode(bytes.NewReader(b), &cfg); err != nil {
+			return cfg, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	if err := applyEnv(&cfg, getenv); err != nil {
+		return cfg, err
+	}
+	if len(cfg.Engines) == 0 {
+		cfg.Engines = DefaultEngines()
+	}
+	return cfg, cfg.Validate()
+}
+
+// decode decodes one YAML document strictly: unknown keys are errors.
+func decode(r io.Reader, cfg *Config) error {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file is the defaults
+		}
+		return err
+	}
+	return nil
+}
+
+// applyEnv applies LAZARET_* variables.
+func applyEnv(cfg *Config, getenv func(string) string) error {
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	str("LAZARET_LISTEN", &cfg.Listen)
+	str("LAZARET_DATA_DIR", &cfg.DataDir)
+	str("LAZARET_LOG_LEVEL", &cfg.Log.Level)
+	str("LAZARET_LOG_FORMAT", &cfg.Log.Format)
+	if v := getenv("LAZARET_STORE_URL"); v != "" {
+		cfg.Store.URL = Secret(v)
+	}
+	if v := getenv("LAZARET_MAX_SIZE"); v != "" {
+		n, err := ParseByteSize(v)
+		if err != nil {
+			return fmt.Errorf("config: LAZARET_MAX_SIZE: %w", err)
+		}
+		cfg.Limits.MaxSize = ByteSize(n)
+	}
+	// LAZARET_CLAMD adds a clamd engine named "clamav": the quickest way
+	// to point a default setup at a daemon.
+	if v := getenv("LAZARET_CLAMD"); v != "" {
+		addrs := strings.Split(v, ",")
+		cfg.Engines = append(cfg.Engines, Engine{Name: "clamav", Type: TypeClamd, Addresses: addrs})
+	}
+	return nil
+}
+
+// Validate checks the configuration and names the first wrong field.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Limits.MaxSize < 0 {
+		errs = append(errs, errors.New("limits.max_size: must not be negative"))
+	}
+	if c.Limits.MemorySpool < 0 {
+		errs = append(errs, errors.New("limits.memory_spool: must not be negative"))
+	}
+	if c.Limits.EngineTimeout < 0 {
+		errs = append(errs, errors.New("limits.engine_timeout: must not be negative"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of text, json", c.Log.Format))
+	}
+	names := map[string]bool{}
+	for i, e := range c.Engines {
+		field := fmt.Sprintf("engines[%d]", i)
+		if e.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name: required", field))
+		} else if names[e.Name] {
+			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", field, e.Name))
+		}
+		names[e.Name] = true
+		if e.Timeout < 0 {
+			errs = append(errs, fmt.Errorf("%s.timeout: must not be negative", field))
+		}
+		switch e.Type {
+		case TypeClamd:
+			if e.Address == "" && len(e.Addresses) == 0 {
+				errs = append(errs, fmt.Errorf("%s.address: a clamd engine needs address or addresses", field))
+			}
+			if e.Address != "" && len(e.Addresses) > 0 {
+				errs = append(errs, fmt.Errorf("%s.address: give address or addresses, not both", field))
+			}
+		case TypeBuiltin:
+		case TypeCommand:
+			if len(e.Command) == 0 {
+				errs = append(errs, fmt.Errorf("%s.command: a command engine needs a command", field))
+			}
+		case "":
+			errs = append(errs, fmt.Errorf("%s.type: required (clamd, builtin, command)", field))
+		default:
+			errs = append(errs, fmt.Errorf("%s.type: unknown engine type %q (clamd, builtin, command)", field, e.Type))
+		}
+		if e.Type != TypeCommand && (len(e.Command) > 0 || e.InfectedWhen != nil || len(e.CleanExitCodes) > 0 || len(e.VersionCommand) > 0 || e.MaxOutput != 0) {
+			errs = append(errs, fmt.Errorf("%s: command settings on a %s engine", field, e.Type))
+		}
+		if e.Type != TypeClamd && (e.Address != "" || len(e.Addresses) > 0 || e.MaxConnections != 0) {
+			errs = append(errs, fmt.Errorf("%s.address: only clamd engines have addresses", field))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// StorePath returns the SQLite file for an embedded store.
+func (c *Config) StorePath() string { return filepath.Join(c.DataDir, "lazaret.db") }
+
+// Secret is a string that prints as <secret> so that it is never logged.
+type Secret string
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "<secret>"
+}
+
+// MarshalYAML hides the value.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// Reveal returns the value, for the one place that uses it.
+func (s Secret) Reveal() string { return string(s) }
+
+// ByteSize is a size in bytes that YAML may write as 1048576, "1MiB",
+// "200M" or "2GB" (K/M/G/T are powers of 1024, as ClamAV reads them).
+type ByteSize int64
+
+// UnmarshalYAML parses a size.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// ParseByteSize parses "123", "64K", "200MiB", "2GB", "1T".
+func ParseByteSize(s string) (int64, error) {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), "B")
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = strings.TrimSpace(t[:len(t)-1])
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("size %q: want a number of bytes like 1048576, 64K, 200MiB or 2G", s)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: too large", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,368 @@
+// Package pipeline is lazaret's one scan path. Every intake — the HTTP API,
+// S3 events, sweeps, the proxy, the CLI, the operator — hands its bytes to
+// Pipeline.Scan, which spools them once while hashing, applies the size
+// limit, consults the verdict cache, runs the engines concurrently, decides
+// the verdict by the fail-closed rules of package scan, stores the job and
+// returns it.
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/lazaret/lazaret/internal/scan"
+	"github.com/lazaret/lazaret/internal/spool"
+	"github.com/lazaret/lazaret/internal/store"
+)
+
+// Store is what the pipeline needs of a store: a subset of store.Store.
+type Store interface {
+	CreateJob(ctx context.Context, job *scan.Job) error
+	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
+	LookupVerdict(ctx context.Context, sha256, enginesKey string) (*scan.CachedVerdict, error)
+	PutVerdict(ctx context.Context, v *scan.CachedVerdict) error
+}
+
+// Observer is told about every finished job, for metrics. It must not
+// block.
+type Observer interface {
+	ScanDone(job *scan.Job, duration time.Duration)
+}
+
+// Config configures a Pipeline.
+type Config struct {
+	// Engines scan every sample; at least one is required.
+	Engines []scan.Engine
+	// Store keeps jobs and cached verdicts. Nil runs without history and
+	// without a cache (a one-off CLI scan).
+	Store Store
+	// MaxSize is the largest sample scanned; larger ones are skipped
+	// with reason too_large. 0 means no limit.
+	MaxSize int64
+	// MemLimit is the size up to which samples are spooled in memory.
+	MemLimit int64
+	// TempDir holds spool files; "" means the system's.
+	TempDir string
+	// EngineTimeout bounds each engine's scan of one sample, on top of
+	// the engine's own timeout. 0 means 10 minutes.
+	EngineTimeout time.Duration
+	// Logger receives one debug line per scan; nil discards.
+	Logger *slog.Logger
+	// Observer, if set, is told about every finished job.
+	Observer Observer
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Pipeline runs scans. It is safe for concurrent use.
+type Pipeline struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	entropy io.Reader
+	mu      sync.Mutex // guards entropy
+}
+
+// New returns a Pipeline or an error naming what is wrong with cfg.
+func New(cfg Config) (*Pipeline, error) {
+	if len(cfg.Engines) == 0 {
+		return nil, errors.New("pipeline: no engines configured")
+	}
+	seen := map[string]bool{}
+	for _, e := range cfg.Engines {
+		if seen[e.Name()] {
+			return nil, fmt.Errorf("pipeline: engine name %q used twice", e.Name())
+		}
+		seen[e.Name()] = true
+	}
+	if cfg.MaxSize < 0 {
+		return nil, errors.New("pipeline: max size must not be negative")
+	}
+	if cfg.EngineTimeout <= 0 {
+		cfg.EngineTimeout = 10 * time.Minute
+	}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.entropy = ulid.Monotonic(rand.Reader, 0)
+	return p, nil
+}
+
+// Engines returns the configured engines.
+func (p *Pipeline) Engines() []scan.Engine { return p.cfg.Engines }
+
+// NewID returns a new job ID: a ULID, so IDs sort by creation time.
+func (p *Pipeline) NewID() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(p.now()), p.entropy).String()
+}
+
+// Request is one sample to scan.
+type Request struct {
+	// Name is the sample's name (file name, object key).
+	Name string
+	// Body is read to its end once.
+	Body io.Reader
+	// Size is the expected size, or -1 when unknown. A known size over
+	// the limit skips the sample without reading it.
+	Size int64
+	// Source says where the sample came from.
+	Source scan.Source
+	// Job is an already stored job (queued or running) to complete; nil
+	// creates a new job.
+	Job *scan.Job
+	// NoCache forces the engines to run even when a cached verdict
+	// exists (rescans).
+	NoCache bool
+}
+
+// ErrStore wraps failures to persist a job: the scan itself completed, and
+// the returned job is valid, but it is not stored.
+var ErrStore = errors.New("pipeline: store")
+
+// Scan runs one sample through the pipeline and returns its finished job.
+// The job is always returned, with a verdict; the error is non-nil only
+// when the job could not be stored (wrapping ErrStore) — callers that must
+// not lose work (queue consumers) then leave their message unacknowledged.
+func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
+	start := p.now()
+	job, from, err := p.begin(ctx, req)
+	if err != nil {
+		return job, err
+	}
+	p.run(ctx, req, job)
+	fin := p.now().UTC()
+	job.Status = scan.Done
+	job.FinishedAt = &fin
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.ScanDone(job, fin.Sub(start))
+	}
+	p.log.LogAttrs(ctx, slog.LevelDebug, "scan done",
+		slog.String("job", job.ID), slog.String("name", job.Name), slog.String("sha256", job.SHA256),
+		slog.String("verdict", string(job.Verdict)), slog.String("reason", string(job.Reason)),
+		slog.Bool("cached", job.Cached), slog.Duration("duration", fin.Sub(start)))
+	if p.cfg.Store == nil {
+		return job, nil
+	}
+	// Persist even if the caller's context ended: the work is done and a
+	// verdict is worth keeping. A short deadline of its own keeps a dead
+	// store from hanging the caller.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if from == scan.StatusNew {
+		err = p.cfg.Store.CreateJob(sctx, job)
+	} else {
+		err = p.cfg.Store.UpdateJob(sctx, job, from)
+	}
+	if err != nil {
+		return job, fmt.Errorf("%w: save job %s: %w", ErrStore, job.ID, err)
+	}
+	return job, nil
+}
+
+// begin prepares the job and, for a stored one, marks it running. It
+// returns the status the job is stored in (StatusNew if not stored).
+func (p *Pipeline) begin(ctx context.Context, req Request) (*scan.Job, scan.Status, error) {
+	if req.Job == nil {
+		src := req.Source
+		if src.Kind == "" {
+			src.Kind = "upload"
+		}
+		return &scan.Job{
+			ID:        p.NewID(),
+			Status:    scan.Running,
+			Name:      req.Name,
+			Source:    src,
+			CreatedAt: p.now().UTC(),
+			Attempts:  1,
+		}, scan.StatusNew, nil
+	}
+	job := req.Job
+	switch job.Status {
+	case scan.Running:
+		return job, scan.Running, nil
+	case scan.Queued, scan.Done:
+		if p.cfg.Store == nil {
+			return job, scan.StatusNew, errors.New("pipeline: a stored job needs a store")
+		}
+		from := job.Status
+		job.Status = scan.Running
+		job.Attempts++
+		if err := p.cfg.Store.UpdateJob(ctx, job, from); err != nil {
+			job.Status = from
+			job.Attempts--
+			return job, from, fmt.Errorf("%w: start job %s: %w", ErrStore, job.ID, err)
+		}
+		return job, scan.Running, nil
+	}
+	return job, job.Status, fmt.Errorf("pipeline: job %s has status %q", job.ID, job.Status)
+}
+
+// run fills in the job's verdict. It never fails: every failure becomes a
+// verdict that is not clean.
+func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
+	job.Verdict, job.Reason, job.Error = "", scan.ReasonNone, ""
+	job.Findings, job.Engines, job.Cached = nil, nil, false
+	if req.Size >= 0 {
+		job.Size = req.Size
+	}
+	if p.cfg.MaxSize > 0 && req.Size > p.cfg.MaxSize {
+		p.skipTooLarge(job)
+		return
+	}
+	if req.Body == nil {
+		job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonIO, "no sample body"
+		return
+	}
+	body, err := spool.New(ctx, req.Body, spool.Options{MemLimit: p.cfg.MemLimit, MaxSize: p.cfg.MaxSize, Dir: p.cfg.TempDir})
+	if err != nil {
+		switch {
+		case errors.Is(err, spool.ErrTooLarge):
+			p.skipTooLarge(job)
+		case errors.Is(err, context.DeadlineExceeded):
+			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonTimeout, err.Error()
+		case errors.Is(err, fs.ErrNotExist):
+			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonNotFound, err.Error()
+		case errors.Is(err, fs.ErrPermission):
+			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonAccessDenied, err.Error()
+		default:
+			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonIO, err.Error()
+		}
+		return
+	}
+	defer body.Close()
+	job.Size, job.SHA256 = body.Size(), body.SHA256()
+	sample := body.Sample(job.Name)
+
+	versions, key := p.versions(ctx)
+	if key != "" && p.cfg.Store != nil && !req.NoCache {
+		cv, err := p.cfg.Store.LookupVerdict(ctx, job.SHA256, key)
+		switch {
+		case err == nil && (cv.Verdict == scan.Clean || cv.Verdict == scan.Infected):
+			job.Verdict, job.Findings, job.Cached = cv.Verdict, cv.Findings, true
+			job.Engines = make([]scan.EngineRun, len(cv.Engines))
+			for i, e := range cv.Engines {
+				e.DurationMS = 0
+				job.Engines[i] = e
+			}
+			return
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			// A cache that cannot answer is a miss, not a failure.
+			p.log.LogAttrs(ctx, slog.LevelWarn, "verdict cache lookup failed", slog.String("error", err.Error()))
+		}
+	}
+
+	results := p.scanAll(ctx, sample, versions)
+	combined := make([]scan.Result, len(results))
+	for i, r := range results {
+		combined[i] = r.result
+		job.Engines = append(job.Engines, scan.EngineRun{
+			Name: r.name, Version: r.version, Verdict: r.result.Verdict, Reason: r.result.Reason,
+			Detail: r.result.Detail, DurationMS: r.dur.Milliseconds(),
+		})
+		job.Findings = append(job.Findings, r.result.Findings...)
+	}
+	job.Verdict, job.Reason = scan.Combine(combined)
+	if job.Verdict == scan.Error || job.Verdict == scan.Skipped {
+		job.Error = firstDetail(results, job.Reason)
+	}
+	if key != "" && p.cfg.Store != nil && (job.Verdict == scan.Clean || job.Verdict == scan.Infected) {
+		cv := &scan.CachedVerdict{SHA256: job.SHA256, EnginesKey: key, Verdict: job.Verdict,
+			Findings: job.Findings, Engines: job.Engines, JobID: job.ID, CreatedAt: p.now().UTC()}
+		if err := p.cfg.Store.PutVerdict(context.WithoutCancel(ctx), cv); err != nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "verdict cache store failed", slog.String("error", err.Error()))
+		}
+	}
+}
+
+func (p *Pipeline) skipTooLarge(job *scan.Job) {
+	job.Verdict, job.Reason = scan.Skipped, scan.ReasonTooLarge
+	job.Error = fmt.Sprintf("sample is larger than the limit of %d bytes", p.cfg.MaxSize)
+}
+
+func firstDetail(rs []engineResult, reason scan.Reason) string {
+	for _, r := range rs {
+		if r.result.Reason == reason && r.result.Detail != "" {
+			return r.name + ": " + r.result.Detail
+		}
+	}
+	return string(reason)
+}
+
+// versions asks every engine for its version. The cache key is "" when
+// any engine cannot say: without every version a cached verdict cannot be
+// trusted, and none is stored.
+func (p *Pipeline) versions(ctx context.Context) ([]string, string) {
+	out := make([]string, len(p.cfg.Engines))
+	evs := make([]scan.EngineVersion, len(p.cfg.Engines))
+	ok := true
+	for i, e := range p.cfg.Engines {
+		v, err := e.Version(ctx)
+		if err != nil || v == "" {
+			ok = false
+			continue
+		}
+		out[i] = v
+		evs[i] = scan.EngineVersion{Name: e.Name(), Version: v}
+	}
+	if !ok {
+		return out, ""
+	}
+	return out, scan.EnginesKey(evs)
+}
+
+type engineResult struct {
+	name, version string
+	result        scan.Result
+	dur           time.Duration
+}
+
+// scanAll runs every engine on the sample concurrently, each under its
+// own deadline.
+func (p *Pipeline) scanAll(ctx context.Context, s scan.Sample, versions []string) []engineResult {
+	out := make([]engineResult, len(p.cfg.Engines))
+	var wg sync.WaitGroup
+	for i, e := range p.cfg.Engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ectx, cancel := context.WithTimeout(ctx, p.cfg.EngineTimeout)
+			defer cancel()
+			t0 := time.Now()
+			r, err := safeScan(ectx, e, s)
+			if err == nil && ectx.Err() != nil && r.Verdict == scan.Clean {
+				// An engine that claims clean after its deadline passed
+				// may not have read the whole sample.
+				err = ectx.Err()
+			}
+			out[i] = engineResult{name: e.Name(), version: versions[i], result: scan.Normalize(e.Name(), r, err), dur: time.Since(t0)}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// safeScan turns an engine's panic into an error: one bad engine must not
+// take the process down, and must not read as clean.
+func safeScan(ctx context.Context, e scan.Engine, s scan.Sample) (r scan.Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			r, err = scan.Result{}, fmt.Errorf("%s: panic: %v", e.Name(), v)
+		}
+	}()
+	return e.Scan(ctx, s)
+}
