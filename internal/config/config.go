@@ -82,6 +82,13 @@ type Engine struct {
 	Version        string        `yaml:"version"`
 	VersionCommand []string      `yaml:"version_command"`
 	MaxOutput      ByteSize      `yaml:"max_output"`
+	// Stdin feeds the sample on standard input instead of (or as well
+	// as) {path}.
+	Stdin bool `yaml:"stdin"`
+	// Env adds variables to the command's minimal environment.
+	Env map[string]string `yaml:"env"`
+	// Dir is the command's working folder.
+	Dir string `yaml:"dir"`
 }
 
 // InfectedWhen says how a command engine reports an infection.
@@ -238,7 +245,7 @@ func (c *Config) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("%s.type: unknown engine type %q (clamd, builtin, command)", field, e.Type))
 		}
-		if e.Type != TypeCommand && (len(e.Command) > 0 || e.InfectedWhen != nil || len(e.CleanExitCodes) > 0 || len(e.VersionCommand) > 0 || e.MaxOutput != 0) {
+		if e.Type != TypeCommand && (len(e.Command) > 0 || e.InfectedWhen != nil || len(e.CleanExitCodes) > 0 || len(e.VersionCommand) > 0 || e.MaxOutput != 0 || e.Stdin || len(e.Env) > 0 || e.Dir != "") {
 			errs = append(errs, fmt.Errorf("%s: command settings on a %s engine", field, e.Type))
 		}
 		if e.Type != TypeClamd && (e.Address != "" || len(e.Addresses) > 0 || e.MaxConnections != 0) {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -128,7 +129,17 @@ type Request struct {
 	// NoCache forces the engines to run even when a cached verdict
 	// exists (rescans).
 	NoCache bool
+	// RequeueOnError applies to stored jobs: when the verdict is error
+	// (an engine down, a timeout), the job goes back to queued with its
+	// error noted, and Scan returns ErrRequeued so that a queue worker
+	// has the message delivered again. Workers leave it unset on the
+	// final attempt, which then stores the error as the verdict.
+	RequeueOnError bool
 }
+
+// ErrRequeued is returned when a job was put back in the queue; see
+// Request.RequeueOnError.
+var ErrRequeued = errors.New("pipeline: job requeued after an error")
 
 // ErrStore wraps failures to persist a job: the scan itself completed, and
 // the returned job is valid, but it is not stored.
@@ -145,6 +156,15 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 		return job, err
 	}
 	p.run(ctx, req, job)
+	if req.RequeueOnError && from != scan.StatusNew && job.Verdict == scan.Error {
+		job.Status, job.Verdict = scan.Queued, ""
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := p.cfg.Store.UpdateJob(sctx, job, from); err != nil {
+			return job, fmt.Errorf("%w: requeue job %s: %w", ErrStore, job.ID, err)
+		}
+		return job, ErrRequeued
+	}
 	fin := p.now().UTC()
 	job.Status = scan.Done
 	job.FinishedAt = &fin
@@ -248,17 +268,12 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
 	job.Size, job.SHA256 = body.Size(), body.SHA256()
 	sample := body.Sample(job.Name)
 
-	versions, key := p.versions(ctx)
+	versions, key := p.versions(ctx, job.Source.Engine)
 	if key != "" && p.cfg.Store != nil && !req.NoCache {
 		cv, err := p.cfg.Store.LookupVerdict(ctx, job.SHA256, key)
 		switch {
 		case err == nil && (cv.Verdict == scan.Clean || cv.Verdict == scan.Infected):
-			job.Verdict, job.Findings, job.Cached = cv.Verdict, cv.Findings, true
-			job.Engines = make([]scan.EngineRun, len(cv.Engines))
-			for i, e := range cv.Engines {
-				e.DurationMS = 0
-				job.Engines[i] = e
-			}
+			fillFromCache(job, cv)
 			return
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			// A cache that cannot answer is a miss, not a failure.
@@ -266,7 +281,7 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
 		}
 	}
 
-	results := p.scanAll(ctx, sample, versions)
+	results := p.scanAll(ctx, sample, versions, job.Source.Engine)
 	combined := make([]scan.Result, len(results))
 	for i, r := range results {
 		combined[i] = r.result
@@ -277,6 +292,10 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
 		job.Findings = append(job.Findings, r.result.Findings...)
 	}
 	job.Verdict, job.Reason = scan.Combine(combined)
+	if len(results) == 0 {
+		job.Error = fmt.Sprintf("no configured engine named %q", job.Source.Engine)
+		return
+	}
 	if job.Verdict == scan.Error || job.Verdict == scan.Skipped {
 		job.Error = firstDetail(results, job.Reason)
 	}
@@ -303,29 +322,64 @@ func firstDetail(rs []engineResult, reason scan.Reason) string {
 	return string(reason)
 }
 
+// Lookup returns the cached verdict for content under the engines'
+// current versions, as a finished job marked cached, or an error wrapping
+// store.ErrNotFound when there is none (or no store, or an engine that
+// cannot tell its version). Clients ask this before uploading.
+func (p *Pipeline) Lookup(ctx context.Context, sha256 string) (*scan.Job, error) {
+	if p.cfg.Store == nil {
+		return nil, fmt.Errorf("pipeline: no store: %w", store.ErrNotFound)
+	}
+	_, key := p.versions(ctx, "")
+	if key == "" {
+		return nil, fmt.Errorf("pipeline: engine versions unknown: %w", store.ErrNotFound)
+	}
+	cv, err := p.cfg.Store.LookupVerdict(ctx, sha256, key)
+	if err != nil {
+		return nil, err
+	}
+	job := &scan.Job{ID: cv.JobID, Status: scan.Done, SHA256: cv.SHA256, Source: scan.Source{Kind: "cache"},
+		CreatedAt: cv.CreatedAt, FinishedAt: &cv.CreatedAt}
+	fillFromCache(job, cv)
+	return job, nil
+}
+
+func fillFromCache(job *scan.Job, cv *scan.CachedVerdict) {
+	job.Verdict, job.Findings, job.Cached = cv.Verdict, cv.Findings, true
+	job.Engines = make([]scan.EngineRun, len(cv.Engines))
+	for i, e := range cv.Engines {
+		e.DurationMS = 0
+		job.Engines[i] = e
+	}
+}
+
 // versions asks every engine for its version. The cache key is "" when
 // any engine cannot say: without every version a cached verdict cannot be
 // trusted, and none is stored.
-func (p *Pipeline) versions(ctx context.Context) ([]string, string) {
+func (p *Pipeline) versions(ctx context.Context, only string) ([]string, string) {
 	out := make([]string, len(p.cfg.Engines))
-	evs := make([]scan.EngineVersion, len(p.cfg.Engines))
+	var evs []scan.EngineVersion
 	ok := true
 	for i, e := range p.cfg.Engines {
+		if only != "" && e.Name() != only {
+			continue
+		}
 		v, err := e.Version(ctx)
 		if err != nil || v == "" {
 			ok = false
 			continue
 		}
 		out[i] = v
-		evs[i] = scan.EngineVersion{Name: e.Name(), Version: v}
+		evs = append(evs, scan.EngineVersion{Name: e.Name(), Version: v})
 	}
-	if !ok {
+	if !ok || len(evs) == 0 {
 		return out, ""
 	}
 	return out, scan.EnginesKey(evs)
 }
 
 type engineResult struct {
+	idx           int
 	name, version string
 	result        scan.Result
 	dur           time.Duration
@@ -333,10 +387,14 @@ type engineResult struct {
 
 // scanAll runs every engine on the sample concurrently, each under its
 // own deadline.
-func (p *Pipeline) scanAll(ctx context.Context, s scan.Sample, versions []string) []engineResult {
-	out := make([]engineResult, len(p.cfg.Engines))
+func (p *Pipeline) scanAll(ctx context.Context, s scan.Sample, versions []string, only string) []engineResult {
+	out := make([]engineResult, 0, len(p.cfg.Engines))
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, e := range p.cfg.Engines {
+		if only != "" && e.Name() != only {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -349,10 +407,15 @@ func (p *Pipeline) scanAll(ctx context.Context, s scan.Sample, versions []string
 				// may not have read the whole sample.
 				err = ectx.Err()
 			}
-			out[i] = engineResult{name: e.Name(), version: versions[i], result: scan.Normalize(e.Name(), r, err), dur: time.Since(t0)}
+			res := engineResult{idx: i, name: e.Name(), version: versions[i], result: scan.Normalize(e.Name(), r, err), dur: time.Since(t0)}
+			mu.Lock()
+			out = append(out, res)
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	// Configuration order, whatever order the engines finished in.
+	slices.SortFunc(out, func(a, b engineResult) int { return a.idx - b.idx })
 	return out
 }
 

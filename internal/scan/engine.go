@@ -139,3 +139,13 @@ func Combine(results []Result) (Verdict, Reason) {
 	}
 	return Error, ReasonEngineError
 }
+
+// EngineStatus is one engine's name, type, version and health, as
+// `lazaret engines` and GET /v1/engines show it.
+type EngineStatus struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Version string `json:"version"`
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
+}

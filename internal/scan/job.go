@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -67,6 +68,9 @@ type Source struct {
 	Key       string `json:"key,omitempty"`
 	VersionID string `json:"version_id,omitempty"`
 	ETag      string `json:"etag,omitempty"`
+	// Engine, when set, restricts the job to that one engine (a
+	// menagerie-style POST /{engine}/upload).
+	Engine string `json:"engine,omitempty"`
 }
 
 // EngineRun is one engine's part in a job, as the job JSON shows it.
@@ -124,4 +128,21 @@ type CachedVerdict struct {
 	// JobID is the job that produced the verdict.
 	JobID     string
 	CreatedAt time.Time
+}
+
+// MarshalJSON writes the job with empty lists as [] rather than null, so
+// clients can iterate without a check.
+func (j Job) MarshalJSON() ([]byte, error) {
+	type plain Job // no methods: no recursion
+	p := plain(j)
+	if p.Findings == nil {
+		p.Findings = []Finding{}
+	}
+	if p.Engines == nil {
+		p.Engines = []EngineRun{}
+	}
+	if p.Actions == nil {
+		p.Actions = []string{}
+	}
+	return json.Marshal(p)
 }

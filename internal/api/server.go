@@ -1,0 +1,226 @@
+// Package api is lazaret's HTTP API: synchronous scans, queued jobs, job
+// history, cached verdicts, engines, readiness, and menagerie's upload
+// routes, all feeding the one pipeline. Handlers return errors; one
+// adapter writes them as JSON with a status.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/lazaret/lazaret/internal/pipeline"
+	"github.com/lazaret/lazaret/internal/queue"
+	"github.com/lazaret/lazaret/internal/scan"
+	"github.com/lazaret/lazaret/internal/store"
+)
+
+// Scanner runs samples through the pipeline.
+type Scanner interface {
+	Scan(ctx context.Context, req pipeline.Request) (*scan.Job, error)
+	Lookup(ctx context.Context, sha256 string) (*scan.Job, error)
+	NewID() string
+}
+
+// Jobs is what the API needs of the store.
+type Jobs interface {
+	CreateJob(ctx context.Context, job *scan.Job) error
+	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
+	GetJob(ctx context.Context, id string) (*scan.Job, error)
+	ListJobs(ctx context.Context, f store.JobFilter) (store.JobPage, error)
+	Ping(ctx context.Context) error
+}
+
+// Publisher queues jobs for workers.
+type Publisher interface {
+	Publish(ctx context.Context, m queue.Message) error
+	Ping(ctx context.Context) error
+}
+
+// Blobs keeps queued samples until a worker scans them.
+type Blobs interface {
+	Put(ctx context.Context, key string, r io.Reader) (int64, error)
+	Delete(ctx context.Context, key string) error
+}
+
+// Engines reports the engines' versions and health.
+type Engines interface {
+	Status(ctx context.Context) []scan.EngineStatus
+}
+
+// Config configures a Server.
+type Config struct {
+	Scanner Scanner
+	Jobs    Jobs
+	// Queue and Blobs serve asynchronous jobs; without them POST
+	// /v1/jobs and the menagerie upload answer 503.
+	Queue   Publisher
+	Blobs   Blobs
+	Engines Engines
+	// Tokens enable bearer authentication; none means every request is
+	// allowed (the caller binds loopback only).
+	Tokens []Token
+	// MaxBodySize bounds a request body; over it the answer is 413.
+	MaxBodySize int64
+	// Metrics serves /metrics; nil answers 404.
+	Metrics http.Handler
+	// Console serves the web console under /; nil answers 404.
+	Console http.Handler
+	// Observe, if set, is called after every request with the route
+	// pattern, status and duration.
+	Observe func(route string, status int, d time.Duration)
+	Logger  *slog.Logger
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	tokens *tokens
+	mux    *http.ServeMux
+}
+
+// DefaultMaxBodySize is used when Config.MaxBodySize is 0.
+const DefaultMaxBodySize = 2<<30 + 1<<20
+
+// New builds the API.
+func New(cfg Config) (*Server, error) {
+	if cfg.Scanner == nil || cfg.Jobs == nil || cfg.Engines == nil {
+		return nil, errors.New("api: scanner, jobs and engines are required")
+	}
+	if cfg.MaxBodySize <= 0 {
+		cfg.MaxBodySize = DefaultMaxBodySize
+	}
+	tk, err := newTokens(cfg.Tokens)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, tokens: tk, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	read := func(h handlerFunc) http.Handler { return s.require(RoleRead, s.handle(h)) }
+	submit := func(h handlerFunc) http.Handler { return s.require(RoleSubmit, s.handle(h)) }
+
+	m.Handle("POST /v1/scan", submit(s.postScan))
+	m.Handle("POST /v1/jobs", submit(s.postJobs))
+	m.Handle("GET /v1/jobs", read(s.listJobs))
+	m.Handle("GET /v1/jobs/{id}", read(s.getJob))
+	m.Handle("GET /v1/jobs/{id}/report", read(s.getReport))
+	m.Handle("GET /v1/verdicts/{sha256}", read(s.getVerdict))
+	m.Handle("GET /v1/engines", read(s.getEngines))
+	m.Handle("POST /{engine}/upload", submit(s.menagerieUpload))
+	m.Handle("GET /result/{id}", read(s.menagerieResult))
+	m.Handle("GET /link/{id}", read(s.menagerieLink))
+	m.Handle("GET /healthz", s.handle(s.healthz))
+	m.Handle("GET /readyz", s.handle(s.readyz))
+	if s.cfg.Metrics != nil {
+		m.Handle("GET /metrics", s.require(RoleRead, s.cfg.Metrics))
+	}
+	if s.cfg.Console != nil {
+		// The console's pages hold no data: they call the API with the
+		// user's token, so they need none themselves.
+		m.Handle("GET /", s.cfg.Console)
+	}
+	m.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return apiErr(http.StatusNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path)
+	}))
+}
+
+// Routes lists the API's routes as "METHOD /path" patterns, for the
+// OpenAPI consistency test.
+func Routes() []string {
+	return []string{
+		"POST /v1/scan", "POST /v1/jobs", "GET /v1/jobs", "GET /v1/jobs/{id}", "GET /v1/jobs/{id}/report",
+		"GET /v1/verdicts/{sha256}", "GET /v1/engines", "POST /{engine}/upload", "GET /result/{id}",
+		"GET /link/{id}", "GET /healthz", "GET /readyz", "GET /metrics", "GET /",
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ServeHTTP serves the API with body limits and request metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodySize)
+	if s.cfg.Observe == nil {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	s.mux.ServeHTTP(sw, r)
+	route := r.Pattern
+	if route == "" || route == "/" {
+		route = "other"
+	}
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	s.cfg.Observe(route, sw.status, time.Since(start))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readyz answers 200 when the store, the queue and every engine answer,
+// else 503 naming what fails.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	failing := map[string]string{}
+	if err := s.cfg.Jobs.Ping(ctx); err != nil {
+		failing["store"] = err.Error()
+	}
+	if s.cfg.Queue != nil {
+		if err := s.cfg.Queue.Ping(ctx); err != nil {
+			failing["queue"] = err.Error()
+		}
+	}
+	for _, e := range s.cfg.Engines.Status(ctx) {
+		if !e.Healthy {
+			failing["engine "+e.Name] = e.Error
+		}
+	}
+	if len(failing) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failing": failing})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (s *Server) getEngines(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.cfg.Engines.Status(r.Context()))
+	return nil
+}

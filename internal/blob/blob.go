@@ -1,0 +1,120 @@
+// Package blob keeps samples' bytes between an asynchronous intake and the
+// worker that scans them: the API stores an upload under its job ID, the
+// worker reads it back and deletes it when the job is done. Dir is the
+// embedded driver (a local folder); an S3 driver shares the interface.
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+)
+
+// ErrNotFound is returned for a key that holds nothing.
+var ErrNotFound = errors.New("blob: not found")
+
+// Store keeps blobs by key.
+type Store interface {
+	// Put stores r under key and returns the number of bytes written.
+	// A blob is visible only once it is complete.
+	Put(ctx context.Context, key string, r io.Reader) (int64, error)
+	// Open returns the blob's bytes, or ErrNotFound.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Delete removes a blob; deleting a missing blob is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// validKey keeps keys to names that cannot escape the folder.
+var validKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// Dir stores blobs as 0600 files in a folder.
+type Dir struct{ root string }
+
+var _ Store = (*Dir)(nil)
+
+// NewDir returns a Dir over root, creating it (0700) if needed.
+func NewDir(root string) (*Dir, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("blob: %w", err)
+	}
+	return &Dir{root: root}, nil
+}
+
+func (d *Dir) path(key string) (string, error) {
+	if !validKey.MatchString(key) {
+		return "", fmt.Errorf("blob: invalid key %q", key)
+	}
+	return filepath.Join(d.root, key), nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Put writes to a temporary file and renames it into place, so a reader
+// never sees half a blob.
+func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.CreateTemp(d.root, ".put-*")
+	if err != nil {
+		return 0, fmt.Errorf("blob: put: %w", err)
+	}
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return n, fmt.Errorf("blob: put %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// Open opens a blob.
+func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("blob: open %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob: open %s: %w", key, err)
+	}
+	return f, nil
+}
+
+// Delete removes a blob.
+func (d *Dir) Delete(ctx context.Context, key string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("blob: delete %s: %w", key, err)
+	}
+	return nil
+}

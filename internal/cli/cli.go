@@ -1,0 +1,161 @@
+// Package cli is lazaret's command line: it parses arguments, loads the
+// configuration and hands off to the packages that do the work. Nothing in
+// it calls os.Exit; Run returns the exit code, so tests run commands
+// in-process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/lazaret/lazaret/internal/config"
+)
+
+// Exit codes, as clamdscan's.
+const (
+	ExitClean    = 0
+	ExitInfected = 1
+	ExitError    = 2
+)
+
+// Env is the process environment a command runs in.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// IsTerminal reports whether a writer is a terminal (for progress
+	// bars); nil means "check *os.File descriptors".
+	IsTerminal func(w io.Writer) bool
+}
+
+// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = ""
+
+type globals struct {
+	Config string `help:"Configuration file (YAML). Also LAZARET_CONFIG." type:"path" placeholder:"FILE"`
+}
+
+type root struct {
+	globals
+	Scan    scanCmd    `cmd:"" help:"Scan files and folders; exit 0 all clean, 1 infected, 2 error or skipped."`
+	Engines enginesCmd `cmd:"" help:"List the configured engines with versions and health."`
+	Version versionCmd `cmd:"" help:"Print lazaret's version."`
+}
+
+// exitPanic carries kong's exit code (after --help) out of its Exit hook
+// without calling os.Exit.
+type exitPanic int
+
+// Run runs the command line args and returns the exit code.
+func Run(ctx context.Context, args []string, env Env) (code int) {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if env.Stdin == nil {
+		env.Stdin = eofReader{}
+	}
+	var r root
+	parser, err := kong.New(&r,
+		kong.Name("lazaret"),
+		kong.Description("Scan untrusted files with real engines, keep every verdict, act on it."),
+		kong.Writers(env.Stdout, env.Stderr),
+		kong.Exit(func(c int) { panic(exitPanic(c)) }),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "lazaret: %v\n", err)
+		return ExitError
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			c, ok := v.(exitPanic)
+			if !ok {
+				panic(v)
+			}
+			code = int(c)
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "lazaret: %v\n", err)
+		return ExitError
+	}
+	if r.Config == "" {
+		r.Config = env.Getenv("LAZARET_CONFIG")
+	}
+	switch kctx.Command() {
+	case "version":
+		return r.Version.run(env)
+	case "engines":
+		return r.Engines.run(ctx, &r.globals, env)
+	default: // scan <path> and friends
+		return r.Scan.run(ctx, &r.globals, env)
+	}
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// loadConfig loads the configuration named by the global flag.
+func (g *globals) loadConfig(env Env) (config.Config, error) {
+	return config.Load(g.Config, env.Getenv)
+}
+
+// newLogger returns a logger on stderr at the configured level.
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func isTerminal(env Env, w io.Writer) bool {
+	if env.IsTerminal != nil {
+		return env.IsTerminal(w)
+	}
+	f, ok := w.(*os.File)
+	return ok && termIsTerminal(int(f.Fd()))
+}
+
+type versionCmd struct{}
+
+func (versionCmd) run(env Env) int {
+	fmt.Fprintln(env.Stdout, "lazaret", buildVersion())
+	return ExitClean
+}
+
+func buildVersion() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return v + " (" + s.Value[:12] + ")"
+			}
+		}
+		return v
+	}
+	return "(devel)"
+}
+
+// errorf prints an error the way every command does.
+func errorf(env Env, err error) int {
+	fmt.Fprintf(env.Stderr, "lazaret: %v\n", err)
+	return ExitError
+}
+
+var errUsage = errors.New("usage")

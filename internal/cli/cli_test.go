@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lazaret/lazaret/internal/scan"
+	"github.com/lazaret/lazaret/internal/testenv"
+)
+
+// run runs the CLI in-process and returns exit code, stdout and stderr.
+func run(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, Env{
+		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		Getenv: func(string) string { return "" },
+	})
+	return code, out.String(), errb.String()
+}
+
+func write(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestScanBuiltinDefaults(t *testing.T) {
+	dir := t.TempDir()
+	eicar := write(t, dir, "eicar.com", testenv.EICAR)
+	clean := write(t, dir, "clean.txt", []byte("hello\n"))
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		stdin    string
+		wantCode int
+		wantOut  string
+	}{
+		{"infected and clean", []string{"scan", eicar, clean}, "", ExitInfected,
+			eicar + ": Eicar-Test-Signature FOUND\n" + clean + ": OK\n"},
+		{"only clean", []string{"scan", clean}, "", ExitClean, clean + ": OK\n"},
+		{"infected only flag", []string{"scan", "-i", eicar, clean}, "", ExitInfected,
+			eicar + ": Eicar-Test-Signature FOUND\n"},
+		{"missing file", []string{"scan", clean, filepath.Join(dir, "nope")}, "", ExitError,
+			clean + ": OK\n" + filepath.Join(dir, "nope") + ": ERROR not_found\n"},
+		{"infected beats error", []string{"scan", filepath.Join(dir, "nope"), eicar}, "", ExitInfected,
+			filepath.Join(dir, "nope") + ": ERROR not_found\n" + eicar + ": Eicar-Test-Signature FOUND\n"},
+		{"stdin", []string{"scan", "-"}, string(testenv.EICAR), ExitInfected, "-: Eicar-Test-Signature FOUND\n"},
+		{"file list", []string{"scan", "--file-list", "-"}, clean + "\n\n" + eicar + "\n", ExitInfected,
+			clean + ": OK\n" + eicar + ": Eicar-Test-Signature FOUND\n"},
+		{"no paths", []string{"scan"}, "", ExitError, ""},
+		{"unknown engine", []string{"scan", "--engine", "nope", clean}, "", ExitError, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, tc.stdin, tc.args...)
+			if code != tc.wantCode {
+				t.Errorf("got exit %d, want %d (stderr %q)", code, tc.wantCode, errOut)
+			}
+			if out != tc.wantOut {
+				t.Errorf("got stdout\n%s\nwant\n%s", out, tc.wantOut)
+			}
+		})
+	}
+}
+
+func TestScanRecursive(t *testing.T) {
+	dir := t.TempDir()
+	top := write(t, dir, "top.txt", []byte("top"))
+	deep := write(t, dir, "sub/deeper/eicar.com", testenv.EICAR)
+	code, out, _ := run(t, "", "scan", dir)
+	if code != ExitClean || out != top+": OK\n" {
+		t.Errorf("without --recursive: got %d %q, want only the top file", code, out)
+	}
+	code, out, _ = run(t, "", "scan", "--recursive", dir)
+	want := deep + ": Eicar-Test-Signature FOUND\n" + top + ": OK\n"
+	if code != ExitInfected || out != want {
+		t.Errorf("with --recursive: got %d %q, want %q", code, out, want)
+	}
+}
+
+func TestScanJSON(t *testing.T) {
+	dir := t.TempDir()
+	eicar := write(t, dir, "eicar.com", testenv.EICAR)
+	code, out, _ := run(t, "", "scan", "--json", eicar)
+	if code != ExitInfected {
+		t.Fatalf("got exit %d, want 1", code)
+	}
+	var job scan.Job
+	if err := json.Unmarshal([]byte(out), &job); err != nil {
+		t.Fatalf("not JSON: %v: %q", err, out)
+	}
+	if job.Verdict != scan.Infected || job.Status != scan.Done || job.Size != 68 ||
+		job.SHA256 != "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f" ||
+		job.Source.Kind != "file" || job.Source.Path != eicar || job.ID == "" {
+		t.Errorf("got job %+v", job)
+	}
+	if len(job.Findings) != 1 || job.Findings[0] != (scan.Finding{Engine: "builtin", Signature: "Eicar-Test-Signature"}) {
+		t.Errorf("got findings %+v", job.Findings)
+	}
+}
+
+func clamdConfig(t *testing.T, addr string) string {
+	t.Helper()
+	return write(t, t.TempDir(), "lazaret.yaml", fmt.Appendf(nil,
+		"engines:\n  - name: clamav\n    type: clamd\n    address: %s\n    timeout: 10s\n", addr))
+}
+
+func TestScanClamd(t *testing.T) {
+	cfg := clamdConfig(t, testenv.ClamdAddr(t))
+	dir := t.TempDir()
+	eicar := write(t, dir, "eicar.com", testenv.EICAR)
+	ndb := write(t, dir, "marker.bin", testenv.NDBSample())
+	clean := write(t, dir, "clean.bin", testenv.Deterministic(t.Name(), 10000))
+	code, out, errOut := run(t, "", "scan", "--config", cfg, eicar, ndb, clean)
+	want := eicar + ": Eicar-Test-Signature.UNOFFICIAL FOUND\n" + ndb + ": Lazaret.Test.NDB.UNOFFICIAL FOUND\n" + clean + ": OK\n"
+	if code != ExitInfected || out != want {
+		t.Errorf("got %d %q (stderr %q), want 1 %q", code, out, errOut, want)
+	}
+}
+
+func TestScanClamdDownIsNotClean(t *testing.T) {
+	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	cfg := clamdConfig(t, c.TCP)
+	c.Kill()
+	clean := write(t, t.TempDir(), "clean.txt", []byte("hello"))
+	code, out, errOut := run(t, "", "scan", "--config", cfg, clean)
+	if code != ExitError || out != clean+": ERROR engine_error\n" {
+		t.Errorf("got %d %q, want 2 and ERROR engine_error", code, out)
+	}
+	if !strings.Contains(errOut, "clamav") {
+		t.Errorf("stderr does not name the engine: %q", errOut)
+	}
+}
+
+func TestEngines(t *testing.T) {
+	code, out, _ := run(t, "", "engines")
+	if code != ExitClean || !strings.Contains(out, "builtin") || !strings.Contains(out, "yes") {
+		t.Errorf("got %d %q", code, out)
+	}
+	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	cfg := clamdConfig(t, c.TCP)
+	code, out, _ = run(t, "", "engines", "--json", "--config", cfg)
+	var st []struct {
+		Name, Type, Version string
+		Healthy             bool
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != ExitClean || len(st) != 1 ||
+		!st[0].Healthy || !strings.HasPrefix(st[0].Version, "ClamAV ") || st[0].Type != "clamd" {
+		t.Errorf("got %d %q (%v)", code, out, err)
+	}
+	c.Kill()
+	code, out, _ = run(t, "", "engines", "--config", cfg)
+	if code != ExitError || !strings.Contains(out, "no: ") {
+		t.Errorf("clamd down: got %d %q, want 2 and unhealthy", code, out)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cfg := write(t, t.TempDir(), "bad.yaml", []byte("engines:\n  - name: x\n    type: clamd\n"))
+	code, _, errOut := run(t, "", "scan", "--config", cfg, "x")
+	if code != ExitError || !strings.Contains(errOut, "engines[0].address") {
+		t.Errorf("got %d %q", code, errOut)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	if code, out, _ := run(t, "", "version"); code != 0 || !strings.HasPrefix(out, "lazaret ") {
+		t.Errorf("version: got %d %q", code, out)
+	}
+	if code, out, _ := run(t, "", "--help"); code != 0 || !strings.Contains(out, "scan") {
+		t.Errorf("help: got %d %q", code, out)
+	}
+	if code, _, _ := run(t, "", "frobnicate"); code != ExitError {
+		t.Errorf("unknown command: got %d, want 2", code)
+	}
+}

@@ -1,0 +1,323 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/lazaret/lazaret/internal/build"
+	"github.com/lazaret/lazaret/internal/pipeline"
+	"github.com/lazaret/lazaret/internal/progress"
+	"github.com/lazaret/lazaret/internal/scan"
+)
+
+type scanCmd struct {
+	Paths     []string `arg:"" optional:"" name:"path" help:"Files or folders to scan; - reads standard input."`
+	Recursive bool     `short:"r" help:"Scan folders recursively (without it, only the files directly inside)."`
+	JSON      bool     `name:"json" help:"Print one job JSON per line instead of clamdscan-style lines."`
+	FileList  string   `name:"file-list" short:"f" type:"path" placeholder:"FILE" help:"Scan the paths listed in FILE, one a line."`
+	Engine    []string `name:"engine" placeholder:"NAME" help:"Use only this configured engine (repeatable)."`
+	Infected  bool     `short:"i" help:"Print only infected files and errors."`
+	Jobs      int      `short:"j" default:"0" help:"Files scanned at once (default: 2 per CPU, at most 16)."`
+}
+
+// item is one path to scan, numbered so that output keeps input order.
+type item struct {
+	seq  int
+	path string
+	size int64 // -1 if unknown
+	err  error // a walk error to report as this path's result
+}
+
+type outcome struct {
+	seq  int
+	path string
+	job  *scan.Job
+}
+
+func (c *scanCmd) run(ctx context.Context, g *globals, env Env) int {
+	if len(c.Paths) == 0 && c.FileList == "" {
+		return errorf(env, errors.New("scan: give paths to scan, - for standard input, or --file-list"))
+	}
+	cfg, err := g.loadConfig(env)
+	if err != nil {
+		return errorf(env, err)
+	}
+	log := newLogger(cfg, env.Stderr)
+	engines, err := build.Engines(ctx, cfg.Engines, c.Engine, log)
+	if err != nil {
+		return errorf(env, err)
+	}
+	defer engines.Close()
+	p, err := pipeline.New(pipeline.Config{
+		Engines:       engines.List(),
+		MaxSize:       int64(cfg.Limits.MaxSize),
+		MemLimit:      int64(cfg.Limits.MemorySpool),
+		EngineTimeout: cfg.Limits.EngineTimeout,
+		Logger:        log,
+	})
+	if err != nil {
+		return errorf(env, err)
+	}
+
+	jobs := c.Jobs
+	if jobs <= 0 {
+		jobs = min(2*runtime.NumCPU(), 16)
+	}
+	bar := progress.New(env.Stderr, isTerminal(env, env.Stderr))
+	items := make(chan item, 64)
+	outcomes := make(chan outcome, 64)
+	go func() {
+		defer close(items)
+		c.walk(ctx, env, items, bar)
+		bar.TotalKnown()
+	}()
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range items {
+				job := c.scanOne(ctx, env, p, it)
+				outcomes <- outcome{seq: it.seq, path: it.path, job: job}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(outcomes) }()
+
+	code := c.print(env, outcomes, bar)
+	bar.Stop()
+	if ctx.Err() != nil {
+		fmt.Fprintln(env.Stderr, "lazaret: scan: interrupted")
+		return ExitError
+	}
+	return code
+}
+
+// print writes results in input order and returns the exit code.
+func (c *scanCmd) print(env Env, outcomes <-chan outcome, bar *progress.Bar) int {
+	w := bufio.NewWriter(env.Stdout)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	pending := map[int]outcome{}
+	next := 0
+	infected, failed := false, false
+	for o := range outcomes {
+		bar.Done(o.job.Size, o.job.Verdict == scan.Infected)
+		pending[o.seq] = o
+		for {
+			o, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			switch o.job.Verdict {
+			case scan.Infected:
+				infected = true
+			case scan.Clean:
+			default:
+				failed = true
+			}
+			if c.JSON {
+				enc.Encode(o.job)
+			} else {
+				c.printLine(env, w, o)
+			}
+		}
+		// Flush per batch so a long scan shows results as they come.
+		if len(pending) == 0 {
+			w.Flush()
+		}
+	}
+	switch {
+	case infected:
+		return ExitInfected
+	case failed:
+		return ExitError
+	}
+	return ExitClean
+}
+
+func (c *scanCmd) printLine(env Env, w io.Writer, o outcome) {
+	j := o.job
+	switch j.Verdict {
+	case scan.Clean:
+		if !c.Infected {
+			fmt.Fprintf(w, "%s: OK\n", o.path)
+		}
+	case scan.Infected:
+		fmt.Fprintf(w, "%s: %s FOUND\n", o.path, j.FirstSignature())
+	default:
+		reason := string(j.Reason)
+		if reason == "" {
+			reason = string(scan.ReasonEngineError)
+		}
+		fmt.Fprintf(w, "%s: ERROR %s\n", o.path, reason)
+		if j.Error != "" {
+			fmt.Fprintf(env.Stderr, "lazaret: %s: %s\n", o.path, j.Error)
+		}
+	}
+}
+
+// scanOne runs one path through the pipeline.
+func (c *scanCmd) scanOne(ctx context.Context, env Env, p *pipeline.Pipeline, it item) *scan.Job {
+	req := pipeline.Request{Name: filepath.Base(it.path), Size: it.size, Source: scan.Source{Kind: "file", Path: it.path}}
+	switch {
+	case it.err != nil:
+		req.Body = errReader{it.err}
+	case it.path == "-":
+		req.Name, req.Source.Path, req.Body = "stdin", "", env.Stdin
+	default:
+		f := &lazyFile{path: it.path}
+		defer f.Close()
+		req.Body = f
+	}
+	job, _ := p.Scan(ctx, req) // no store: the error is always nil
+	return job
+}
+
+// walk sends every path to scan, in order.
+func (c *scanCmd) walk(ctx context.Context, env Env, out chan<- item, bar *progress.Bar) {
+	seq := 0
+	send := func(it item) bool {
+		it.seq = seq
+		seq++
+		bar.AddTotal(1)
+		select {
+		case out <- it:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	paths := c.Paths
+	if c.FileList != "" {
+		lp, err := readFileList(c.FileList, env)
+		if err != nil {
+			send(item{path: c.FileList, size: -1, err: err})
+			return
+		}
+		paths = append(paths, lp...)
+	}
+	for _, root := range paths {
+		if root == "-" {
+			if !send(item{path: "-", size: -1}) {
+				return
+			}
+			continue
+		}
+		fi, err := os.Stat(root)
+		if err != nil {
+			if !send(item{path: root, size: -1, err: err}) {
+				return
+			}
+			continue
+		}
+		if !fi.IsDir() {
+			if !send(item{path: root, size: fi.Size()}) {
+				return
+			}
+			continue
+		}
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if !send(item{path: path, size: -1, err: err}) {
+					return ctx.Err()
+				}
+				return nil
+			}
+			if d.IsDir() {
+				if path != root && !c.Recursive {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				return nil // symlinks, sockets, devices: not followed
+			}
+			var size int64 = -1
+			if info, err := d.Info(); err == nil {
+				size = info.Size()
+			}
+			if !send(item{path: path, size: size}) {
+				return ctx.Err()
+			}
+			return nil
+		})
+		if err != nil {
+			return
+		}
+	}
+}
+
+// maxListLine bounds one line of a --file-list.
+const maxListLine = 64 << 10
+
+func readFileList(name string, env Env) ([]string, error) {
+	var r io.Reader
+	if name == "-" {
+		r = env.Stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("file list: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	var out []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), maxListLine)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		out = append(out, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("file list %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// lazyFile opens its file on first read, so that the open error (not
+// found, permission denied) goes through the pipeline like any read error
+// and gets its reason there.
+type lazyFile struct {
+	path string
+	f    *os.File
+	err  error
+}
+
+func (l *lazyFile) Read(p []byte) (int, error) {
+	if l.f == nil && l.err == nil {
+		l.f, l.err = os.Open(l.path)
+	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.f.Read(p)
+}
+
+func (l *lazyFile) Close() error {
+	if l.f != nil {
+		return l.f.Close()
+	}
+	return nil
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

@@ -1,0 +1,180 @@
+package command
+
+import (
+	"bytes"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/lazaret/lazaret/internal/scan"
+)
+
+const (
+	// maxFindings caps the distinct signatures kept from one scan; a
+	// scanner listing more has made its point.
+	maxFindings = 100
+	// maxSignature caps one signature's length, as S3 tags do.
+	maxSignature = 256
+	// tailSize is how much of the output's end error details quote.
+	tailSize = 512
+)
+
+// output examines a command's output as it streams: it runs the regexp
+// over complete lines, holding at most max bytes, and keeps the last bytes
+// for error details. Memory stays bounded however much the command
+// prints. It is written by one goroutine and read after that one is done.
+type output struct {
+	re       *regexp.Regexp
+	sigIndex int
+	max      int
+
+	buf      []byte // incomplete lines not yet examined, len <= max
+	skipping bool   // discarding the rest of a line that was cut
+	end      []byte // the last bytes of output, len <= 2*tailSize
+
+	total   int64    // bytes written
+	cut     bool     // a line was longer than max and was cut
+	matched bool     // re matched at least once
+	sigs    []string // distinct signature names, in order of appearance
+}
+
+func newOutput(re *regexp.Regexp, sigIndex, max int) *output {
+	o := &output{re: re, sigIndex: sigIndex, max: max}
+	if re != nil {
+		o.buf = make([]byte, 0, max)
+	}
+	return o
+}
+
+// Write examines p; it never fails, so the command is never blocked on
+// its output.
+func (o *output) Write(p []byte) (int, error) {
+	o.total += int64(len(p))
+	o.keepTail(p)
+	if o.re == nil {
+		return len(p), nil
+	}
+	n := len(p)
+	for len(p) > 0 {
+		if o.skipping {
+			i := bytes.IndexByte(p, '\n')
+			if i < 0 {
+				break
+			}
+			p, o.skipping = p[i+1:], false
+			continue
+		}
+		if len(o.buf) == o.max {
+			if i := bytes.LastIndexByte(o.buf, '\n'); i >= 0 {
+				o.match(o.buf[:i+1])
+				o.buf = o.buf[:copy(o.buf, o.buf[i+1:])]
+				continue
+			}
+			// One line fills the buffer: examine what there is of it
+			// and drop the rest.
+			o.match(o.buf)
+			o.buf, o.cut, o.skipping = o.buf[:0], true, true
+			continue
+		}
+		k := min(o.max-len(o.buf), len(p))
+		o.buf = append(o.buf, p[:k]...)
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// flush examines the last, unterminated line. Call it once the output has
+// ended.
+func (o *output) flush() {
+	if o.re != nil && len(o.buf) > 0 && !o.skipping {
+		o.match(o.buf)
+	}
+	o.buf = o.buf[:0]
+}
+
+// match examines the lines in chunk. Line by line, because Go's regexp
+// answers a yes or no on a short input several times faster than it
+// searches a long one, and most lines answer no.
+func (o *output) match(chunk []byte) {
+	for len(chunk) > 0 {
+		if o.matched && (o.sigIndex < 0 || len(o.sigs) >= maxFindings) {
+			return // nothing more to learn
+		}
+		line := chunk
+		if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+			line, chunk = chunk[:i], chunk[i+1:]
+		} else {
+			chunk = nil
+		}
+		if !o.re.Match(line) {
+			continue
+		}
+		for _, m := range o.re.FindAllSubmatchIndex(line, -1) {
+			if m[1] == m[0] {
+				continue // an empty match is not a finding
+			}
+			o.matched = true
+			if o.sigIndex < 0 || m[2*o.sigIndex] < 0 {
+				continue
+			}
+			sig := signatureName(line[m[2*o.sigIndex]:m[2*o.sigIndex+1]])
+			if sig != "" && len(o.sigs) < maxFindings && !slices.Contains(o.sigs, sig) {
+				o.sigs = append(o.sigs, sig)
+			}
+		}
+	}
+}
+
+func signatureName(b []byte) string {
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(string(b), ""))
+	s = strings.TrimSpace(s)
+	if len(s) > maxSignature {
+		s = strings.ToValidUTF8(s[:maxSignature], "")
+	}
+	return s
+}
+
+func (o *output) keepTail(p []byte) {
+	if len(p) >= tailSize {
+		o.end = append(o.end[:0], p[len(p)-tailSize:]...)
+		return
+	}
+	if len(o.end)+len(p) > 2*tailSize {
+		o.end = o.end[:copy(o.end, o.end[len(o.end)-tailSize:])]
+	}
+	o.end = append(o.end, p...)
+}
+
+// tail returns the last bytes of the output, trimmed, for error details.
+func (o *output) tail() string {
+	t := o.end
+	if len(t) > tailSize {
+		t = t[len(t)-tailSize:]
+	}
+	return strings.TrimSpace(strings.ToValidUTF8(string(t), "?"))
+}
+
+// signatureNames returns the signatures found, or "unknown" for matches
+// that named none.
+func (o *output) signatureNames() []string {
+	if len(o.sigs) == 0 {
+		return []string{"unknown"}
+	}
+	return o.sigs
+}
+
+// findings returns the findings for an infected verdict.
+func (o *output) findings() []scan.Finding {
+	names := o.signatureNames()
+	fs := make([]scan.Finding, len(names))
+	for i, n := range names {
+		fs[i] = scan.Finding{Signature: n}
+	}
+	return fs
+}

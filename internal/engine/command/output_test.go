@@ -1,0 +1,51 @@
+package command
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestOutputWriteBoundaries feeds the same output in writes of every size
+// from one byte up: a line split across writes, or across the max_output
+// buffer, must be examined whole.
+func TestOutputWriteBoundaries(t *testing.T) {
+	re := regexp.MustCompile(`(?m)^.*: (?P<signature>\S+) FOUND$`)
+	text := strings.Repeat("/tmp/a: OK\n", 300) + "/tmp/b: Sig.One FOUND\n" +
+		strings.Repeat("x", 5000) + "\n" + "/tmp/c: Sig.Two FOUND"
+	for _, step := range []int{1, 2, 7, 64, 1000, 1024, 4096, len(text)} {
+		o := newOutput(re, re.SubexpIndex("signature"), 1024)
+		for p := text; len(p) > 0; {
+			n := min(step, len(p))
+			o.Write([]byte(p[:n]))
+			p = p[n:]
+		}
+		o.flush()
+		if want := []string{"Sig.One", "Sig.Two"}; !slices.Equal(o.sigs, want) || !o.matched {
+			t.Errorf("step %d: got %q (matched %v), want %q", step, o.sigs, o.matched, want)
+		}
+		if !o.cut {
+			t.Errorf("step %d: the 5000-byte line was not reported cut", step)
+		}
+		if o.total != int64(len(text)) {
+			t.Errorf("step %d: got total %d, want %d", step, o.total, len(text))
+		}
+		if got := o.tail(); !strings.HasSuffix(got, "Sig.Two FOUND") || len(got) > tailSize {
+			t.Errorf("step %d: got tail %q", step, got)
+		}
+	}
+}
+
+func TestSignatureName(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Eicar-Test-Signature", "Eicar-Test-Signature"},
+		{"  spaced\t", "spaced"},
+		{"bell\x07\xffx", "bellx"},
+		{strings.Repeat("s", 300), strings.Repeat("s", maxSignature)},
+	} {
+		if got := signatureName([]byte(tc.in)); got != tc.want {
+			t.Errorf("signatureName(%q): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
