@@ -44,6 +44,8 @@ type globals struct {
 
 type root struct {
 	globals
+	Serve   serveCmd   `cmd:"" help:"Run the API, the workers and the console."`
+	Worker  workerCmd  `cmd:"" help:"Run queue workers only, for scale-out."`
 	Scan    scanCmd    `cmd:"" help:"Scan files and folders; exit 0 all clean, 1 infected, 2 error or skipped."`
 	Engines enginesCmd `cmd:"" help:"List the configured engines with versions and health."`
 	Version versionCmd `cmd:"" help:"Print lazaret's version."`
@@ -94,6 +96,10 @@ func Run(ctx context.Context, args []string, env Env) (code int) {
 	switch kctx.Command() {
 	case "version":
 		return r.Version.run(env)
+	case "serve":
+		return r.Serve.run(ctx, &r.globals, env)
+	case "worker":
+		return r.Worker.run(ctx, &r.globals, env)
 	case "engines":
 		return r.Engines.run(ctx, &r.globals, env)
 	default: // scan <path> and friends

@@ -25,6 +25,11 @@ type Config struct {
 	// DataDir holds the embedded store, queue and spool files.
 	DataDir string `yaml:"data_dir"`
 	Store   Store  `yaml:"store"`
+	Queue   Queue  `yaml:"queue"`
+	Auth    Auth   `yaml:"auth"`
+	TLS     TLS    `yaml:"tls"`
+	// Workers is how many queued jobs `serve` and `worker` scan at once.
+	Workers int    `yaml:"workers"`
 	Limits  Limits `yaml:"limits"`
 	Log     Log    `yaml:"log"`
 	// Engines scan every sample. Empty means one builtin engine.
@@ -36,6 +41,43 @@ type Store struct {
 	// URL is "sqlite:PATH" / a file path, or "postgres://...". Empty means
 	// SQLite at DATA_DIR/lazaret.db.
 	URL Secret `yaml:"url"`
+}
+
+// Queue selects the job queue.
+type Queue struct {
+	// URL names an external NATS server ("nats://host:4222"); empty
+	// runs NATS JetStream embedded, with its files in DATA_DIR/queue.
+	URL Secret `yaml:"url"`
+	// Listen exposes the embedded NATS on a loopback address so that
+	// `lazaret worker` processes on this host can share the queue.
+	Listen string `yaml:"listen"`
+	// AckWait is how long a worker may go silent before its job is
+	// given to another; running jobs send heartbeats.
+	AckWait time.Duration `yaml:"ack_wait"`
+	// MaxDeliveries bounds attempts per job; the last one stores an
+	// error verdict instead of retrying.
+	MaxDeliveries int `yaml:"max_deliveries"`
+}
+
+// Auth configures API authentication.
+type Auth struct {
+	Tokens []Token `yaml:"tokens"`
+}
+
+// Token is one API bearer token.
+type Token struct {
+	Name string `yaml:"name"`
+	// Role is read, submit or admin.
+	Role string `yaml:"role"`
+	// Token is the value, or TokenFile a file holding it.
+	Token     Secret `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+}
+
+// TLS configures HTTPS for the API.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Limits bounds what is read.
@@ -115,7 +157,9 @@ func Default() Config {
 			MemorySpool:   1 << 20,
 			EngineTimeout: 5 * time.Minute,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:     Log{Level: "info", Format: "text"},
+		Workers: 4,
+		Queue:   Queue{AckWait: 30 * time.Second, MaxDeliveries: 5},
 	}
 }
 
@@ -177,6 +221,21 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	if v := getenv("LAZARET_STORE_URL"); v != "" {
 		cfg.Store.URL = Secret(v)
 	}
+	if v := getenv("LAZARET_QUEUE_URL"); v != "" {
+		cfg.Queue.URL = Secret(v)
+	}
+	// LAZARET_TOKEN adds one admin token: enough for a single-user
+	// server without a config file.
+	if v := getenv("LAZARET_TOKEN"); v != "" {
+		cfg.Auth.Tokens = append(cfg.Auth.Tokens, Token{Name: "env", Role: "admin", Token: Secret(v)})
+	}
+	if v := getenv("LAZARET_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("config: LAZARET_WORKERS: %q is not a number", v)
+		}
+		cfg.Workers = n
+	}
 	if v := getenv("LAZARET_MAX_SIZE"); v != "" {
 		n, err := ParseByteSize(v)
 		if err != nil {
@@ -214,6 +273,36 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q is not one of text, json", c.Log.Format))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, errors.New("workers: must be at least 1"))
+	}
+	if c.Queue.AckWait < time.Second {
+		errs = append(errs, errors.New("queue.ack_wait: must be at least 1s"))
+	}
+	if c.Queue.MaxDeliveries < 1 {
+		errs = append(errs, errors.New("queue.max_deliveries: must be at least 1"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	tokenNames := map[string]bool{}
+	for i, t := range c.Auth.Tokens {
+		field := fmt.Sprintf("auth.tokens[%d]", i)
+		if t.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name: required", field))
+		} else if tokenNames[t.Name] {
+			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", field, t.Name))
+		}
+		tokenNames[t.Name] = true
+		switch t.Role {
+		case "read", "submit", "admin":
+		default:
+			errs = append(errs, fmt.Errorf("%s.role: %q is not one of read, submit, admin", field, t.Role))
+		}
+		if (t.Token == "") == (t.TokenFile == "") {
+			errs = append(errs, fmt.Errorf("%s.token: give token or token_file", field))
+		}
 	}
 	names := map[string]bool{}
 	for i, e := range c.Engines {
@@ -320,4 +409,16 @@ func ParseByteSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: too large", s)
 	}
 	return n * mult, nil
+}
+
+// TokenValue returns the token's value, reading TokenFile if set.
+func (t Token) TokenValue() (string, error) {
+	if t.TokenFile == "" {
+		return t.Token.Reveal(), nil
+	}
+	b, err := os.ReadFile(t.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("config: token %s: %w", t.Name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

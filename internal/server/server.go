@@ -1,0 +1,257 @@
+// Package server assembles and runs lazaret's long-running process: the
+// HTTP API and the queue workers (`lazaret serve`), or the workers alone
+// (`lazaret worker`). Tests start it in-process on 127.0.0.1:0.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lazaret/lazaret/internal/api"
+	"github.com/lazaret/lazaret/internal/blob"
+	"github.com/lazaret/lazaret/internal/build"
+	"github.com/lazaret/lazaret/internal/config"
+	"github.com/lazaret/lazaret/internal/metrics"
+	"github.com/lazaret/lazaret/internal/pipeline"
+	"github.com/lazaret/lazaret/internal/queue/natsq"
+	"github.com/lazaret/lazaret/internal/store"
+	"github.com/lazaret/lazaret/internal/worker"
+)
+
+// Options says what to run.
+type Options struct {
+	// HTTP serves the API on cfg.Listen.
+	HTTP bool
+	// Workers consumes the job queue.
+	Workers bool
+	// InsecureNoAuth allows listening beyond loopback without tokens.
+	InsecureNoAuth bool
+	// Console serves the web console at / (nil: none).
+	Console http.Handler
+	Logger  *slog.Logger
+}
+
+// App is a running lazaret process.
+type App struct {
+	log     *slog.Logger
+	store   store.Store
+	engines *build.EngineSet
+	queue   *natsq.Queue
+	httpSrv *http.Server
+	ln      net.Listener
+
+	stopWorkers context.CancelFunc
+	wg          sync.WaitGroup
+	errc        chan error
+	closeOnce   sync.Once
+}
+
+// Start builds every part from cfg and starts serving. On error nothing is
+// left running.
+func Start(ctx context.Context, cfg config.Config, opts Options) (a *App, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a = &App{log: log, errc: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			a.close()
+			a = nil
+		}
+	}()
+	var tokens []api.Token
+	for _, t := range cfg.Auth.Tokens {
+		v, err := t.TokenValue()
+		if err != nil {
+			return nil, err
+		}
+		role, err := api.ParseRole(t.Role)
+		if err != nil {
+			return nil, err
+		}
+		tokens = append(tokens, api.Token{Name: t.Name, Role: role, Value: v})
+	}
+	if opts.HTTP && len(tokens) == 0 && !opts.InsecureNoAuth && !isLoopback(cfg.Listen) {
+		return nil, fmt.Errorf("listen %s: no API tokens are configured, so lazaret listens only on loopback; configure auth.tokens or pass --insecure-no-auth", cfg.Listen)
+	}
+
+	if a.store, err = build.Store(ctx, cfg, log.With("part", "store")); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if a.engines, err = build.Engines(ctx, cfg.Engines, nil, log); err != nil {
+		return nil, err
+	}
+	if a.queue, err = build.Queue(ctx, cfg, log.With("part", "queue")); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	blobs, err := blob.NewDir(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New(a.queue, a.engines)
+	p, err := pipeline.New(pipeline.Config{
+		Engines:       a.engines.List(),
+		Store:         a.store,
+		MaxSize:       int64(cfg.Limits.MaxSize),
+		MemLimit:      int64(cfg.Limits.MemorySpool),
+		TempDir:       "",
+		EngineTimeout: cfg.Limits.EngineTimeout,
+		Logger:        log,
+		Observer:      m,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if opts.Workers {
+		w, err := worker.New(worker.Config{Queue: a.queue, Jobs: a.store, Blobs: blobs, Pipeline: p,
+			Concurrency: cfg.Workers, Logger: log.With("part", "worker")})
+		if err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopWorkers = cancel
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := w.Run(wctx); err != nil {
+				a.errc <- fmt.Errorf("worker: %w", err)
+			}
+		}()
+	}
+
+	if opts.HTTP {
+		h, err := api.New(api.Config{
+			Scanner: p, Jobs: a.store, Queue: a.queue, Blobs: blobs, Engines: a.engines,
+			Tokens: tokens, MaxBodySize: int64(cfg.Limits.MaxSize) + 1<<20,
+			Metrics: m.Handler(), Console: opts.Console, Observe: m.ObserveHTTP, Logger: log.With("part", "api"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.httpSrv = &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		if cfg.TLS.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls: %w", err)
+			}
+			a.ln = tls.NewListener(a.ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := a.httpSrv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.errc <- fmt.Errorf("http: %w", err)
+			}
+		}()
+		log.LogAttrs(ctx, slog.LevelInfo, "serving", slog.String("addr", a.ln.Addr().String()),
+			slog.Bool("tls", cfg.TLS.CertFile != ""), slog.Int("tokens", len(tokens)))
+	}
+	return a, nil
+}
+
+// Addr is the API's address ("" without HTTP).
+func (a *App) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// Err delivers a fatal error of a running part.
+func (a *App) Err() <-chan error { return a.errc }
+
+// Shutdown stops taking new work, lets in-flight requests and jobs finish
+// (until ctx ends), then releases everything.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if a.httpSrv != nil {
+		if err := a.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if a.stopWorkers != nil {
+		a.stopWorkers()
+	}
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, errors.New("shutdown: workers still running at the deadline"))
+	}
+	errs = append(errs, a.close())
+	return errors.Join(errs...)
+}
+
+func (a *App) close() error {
+	var errs []error
+	a.closeOnce.Do(func() {
+		if a.httpSrv != nil {
+			a.httpSrv.Close()
+		} else if a.ln != nil {
+			a.ln.Close()
+		}
+		if a.stopWorkers != nil {
+			a.stopWorkers()
+		}
+		if a.queue != nil {
+			errs = append(errs, a.queue.Close())
+		}
+		if a.engines != nil {
+			errs = append(errs, a.engines.Close())
+		}
+		if a.store != nil {
+			errs = append(errs, a.store.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Run starts the App and runs it until ctx ends or a part fails, then
+// shuts down within grace.
+func Run(ctx context.Context, cfg config.Config, opts Options, grace time.Duration) error {
+	a, err := Start(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-a.errc:
+	}
+	a.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	return errors.Join(runErr, a.Shutdown(sctx))
+}
+
+// isLoopback reports whether a listen address binds only loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
