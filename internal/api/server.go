@@ -170,6 +170,13 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ServeHTTP serves the API with body limits and request metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > s.cfg.MaxBodySize {
+		// Refuse before reading: the client said how much it will send.
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{
+			"error": fmt.Sprintf("request body is larger than the limit of %d bytes", s.cfg.MaxBodySize), "code": "too_large"})
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodySize)
 	if s.cfg.Observe == nil {
 		s.mux.ServeHTTP(w, r)

@@ -56,16 +56,15 @@ type App struct {
 
 // Start builds every part from cfg and starts serving. On error nothing is
 // left running.
-func Start(ctx context.Context, cfg config.Config, opts Options) (a *App, err error) {
+func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a = &App{log: log, errc: make(chan error, 2)}
+	a := &App{log: log, errc: make(chan error, 2)}
 	defer func() {
 		if err != nil {
 			a.close()
-			a = nil
 		}
 	}()
 	var tokens []api.Token
