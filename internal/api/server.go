@@ -107,44 +107,62 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) routes() {
-	m := s.mux
-	read := func(h handlerFunc) http.Handler { return s.require(RoleRead, s.handle(h)) }
-	submit := func(h handlerFunc) http.Handler { return s.require(RoleSubmit, s.handle(h)) }
+// route is one API route: its pattern, the role it needs (RoleNone: open
+// to all) and its handler.
+type route struct {
+	pattern string
+	role    Role
+	h       func(s *Server) http.Handler
+}
 
-	m.Handle("POST /v1/scan", submit(s.postScan))
-	m.Handle("POST /v1/jobs", submit(s.postJobs))
-	m.Handle("GET /v1/jobs", read(s.listJobs))
-	m.Handle("GET /v1/jobs/{id}", read(s.getJob))
-	m.Handle("GET /v1/jobs/{id}/report", read(s.getReport))
-	m.Handle("GET /v1/verdicts/{sha256}", read(s.getVerdict))
-	m.Handle("GET /v1/engines", read(s.getEngines))
-	m.Handle("POST /{engine}/upload", submit(s.menagerieUpload))
-	m.Handle("GET /result/{id}", read(s.menagerieResult))
-	m.Handle("GET /link/{id}", read(s.menagerieLink))
-	m.Handle("GET /healthz", s.handle(s.healthz))
-	m.Handle("GET /readyz", s.handle(s.readyz))
-	if s.cfg.Metrics != nil {
-		m.Handle("GET /metrics", s.require(RoleRead, s.cfg.Metrics))
+func fn(h func(s *Server) handlerFunc) func(s *Server) http.Handler {
+	return func(s *Server) http.Handler { return s.handle(h(s)) }
+}
+
+// routeTable is the one list of routes: the mux and the OpenAPI test both
+// read it.
+var routeTable = []route{
+	{"POST /v1/scan", RoleSubmit, fn(func(s *Server) handlerFunc { return s.postScan })},
+	{"POST /v1/jobs", RoleSubmit, fn(func(s *Server) handlerFunc { return s.postJobs })},
+	{"GET /v1/jobs", RoleRead, fn(func(s *Server) handlerFunc { return s.listJobs })},
+	{"GET /v1/jobs/{id}", RoleRead, fn(func(s *Server) handlerFunc { return s.getJob })},
+	{"GET /v1/jobs/{id}/report", RoleRead, fn(func(s *Server) handlerFunc { return s.getReport })},
+	{"GET /v1/verdicts/{sha256}", RoleRead, fn(func(s *Server) handlerFunc { return s.getVerdict })},
+	{"GET /v1/engines", RoleRead, fn(func(s *Server) handlerFunc { return s.getEngines })},
+	{"POST /{engine}/upload", RoleSubmit, fn(func(s *Server) handlerFunc { return s.menagerieUpload })},
+	{"GET /result/{id}", RoleRead, fn(func(s *Server) handlerFunc { return s.menagerieResult })},
+	{"GET /link/{id}", RoleRead, fn(func(s *Server) handlerFunc { return s.menagerieLink })},
+	{"GET /healthz", RoleNone, fn(func(s *Server) handlerFunc { return s.healthz })},
+	{"GET /readyz", RoleNone, fn(func(s *Server) handlerFunc { return s.readyz })},
+	{"GET /metrics", RoleRead, func(s *Server) http.Handler { return s.cfg.Metrics }},
+	// The console's pages hold no data: they call the API with the
+	// user's token, so they need none themselves.
+	{"GET /", RoleNone, func(s *Server) http.Handler { return s.cfg.Console }},
+}
+
+func (s *Server) routes() {
+	for _, r := range routeTable {
+		h := r.h(s)
+		if h == nil {
+			continue // an optional part (metrics, console) not configured
+		}
+		if r.role != RoleNone {
+			h = s.require(r.role, h)
+		}
+		s.mux.Handle(r.pattern, h)
 	}
-	if s.cfg.Console != nil {
-		// The console's pages hold no data: they call the API with the
-		// user's token, so they need none themselves.
-		m.Handle("GET /", s.cfg.Console)
-	}
-	m.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+	s.mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path)
 	}))
 }
 
-// Routes lists the API's routes as "METHOD /path" patterns, for the
-// OpenAPI consistency test.
+// Routes lists the API's routes as "METHOD /path" patterns.
 func Routes() []string {
-	return []string{
-		"POST /v1/scan", "POST /v1/jobs", "GET /v1/jobs", "GET /v1/jobs/{id}", "GET /v1/jobs/{id}/report",
-		"GET /v1/verdicts/{sha256}", "GET /v1/engines", "POST /{engine}/upload", "GET /result/{id}",
-		"GET /link/{id}", "GET /healthz", "GET /readyz", "GET /metrics", "GET /",
+	out := make([]string, len(routeTable))
+	for i, r := range routeTable {
+		out[i] = r.pattern
 	}
+	return out
 }
 
 type statusWriter struct {
