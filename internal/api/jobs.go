@@ -286,12 +286,10 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 		f.Limit = n
 	}
 	page, err := s.cfg.Jobs.ListJobs(r.Context(), f)
+	if errors.Is(err, store.ErrInvalid) {
+		return apiErr(http.StatusBadRequest, "bad_request", "%v", err)
+	}
 	if err != nil {
-		if f.Cursor != "" && !errors.Is(err, context.Canceled) {
-			if ierr := s.cfg.Jobs.Ping(r.Context()); ierr == nil {
-				return apiErr(http.StatusBadRequest, "bad_request", "invalid cursor")
-			}
-		}
 		return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "the store did not answer", Err: err}
 	}
 	jobs := page.Jobs

@@ -18,10 +18,15 @@ var (
 	// ErrConflict: the job is not in the status the caller expected (or
 	// the move is illegal), or a job with that ID already exists.
 	ErrConflict = errors.New("store: conflict")
+	// ErrInvalid: a filter or cursor that cannot be used (an unknown
+	// verdict, a cursor that was cut or edited).
+	ErrInvalid = errors.New("store: invalid filter")
 )
 
 // Store keeps jobs and the verdict cache. Implementations are safe for
-// concurrent use.
+// concurrent use. Times are kept to the microsecond, in UTC. Text that is
+// not valid UTF-8 (or holds NUL) is stored with U+FFFD in its place, so an
+// attacker-chosen file name can never make a job unstorable.
 type Store interface {
 	// CreateJob inserts a new job. The caller sets ID (a ULID) and
 	// CreatedAt; Status must be a legal first status
@@ -30,18 +35,21 @@ type Store interface {
 	CreateJob(ctx context.Context, job *scan.Job) error
 	// UpdateJob replaces the stored job with job if and only if its
 	// stored status is from and the move from -> job.Status is legal;
-	// otherwise ErrConflict (ErrNotFound if there is no such job). This
+	// otherwise ErrConflict (ErrNotFound if there is no such job, which
+	// wins over an illegal move). CreatedAt never changes. This
 	// compare-and-set is what makes redelivered work store one result.
 	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
 	// GetJob returns one job or ErrNotFound.
 	GetJob(ctx context.Context, id string) (*scan.Job, error)
 	// ListJobs lists jobs newest first (by ID, which sorts by creation
-	// time), filtered, one page at a time.
+	// time), filtered, one page at a time. A bad filter or cursor is
+	// ErrInvalid.
 	ListJobs(ctx context.Context, f JobFilter) (JobPage, error)
 	// LookupVerdict returns the cached verdict for content under a set
 	// of engine versions, or ErrNotFound.
 	LookupVerdict(ctx context.Context, sha256, enginesKey string) (*scan.CachedVerdict, error)
-	// PutVerdict stores (or replaces) a cached verdict.
+	// PutVerdict stores (or replaces) a cached verdict. Only clean and
+	// infected verdicts are cacheable.
 	PutVerdict(ctx context.Context, v *scan.CachedVerdict) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
