@@ -3,6 +3,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/lazaret/lazaret/internal/build"
+	"github.com/lazaret/lazaret/internal/client"
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/progress"
 	"github.com/lazaret/lazaret/internal/scan"
@@ -28,6 +31,7 @@ type scanCmd struct {
 	Engine    []string `name:"engine" placeholder:"NAME" help:"Use only this configured engine (repeatable)."`
 	Infected  bool     `short:"i" help:"Print only infected files and errors."`
 	Jobs      int      `short:"j" default:"0" help:"Files scanned at once (default: 2 per CPU, at most 16)."`
+	Server    string   `help:"Send the files to a running lazaret server (also LAZARET_SERVER; token from LAZARET_TOKEN)." placeholder:"URL"`
 }
 
 // item is one path to scan, numbered so that output keeps input order.
@@ -48,31 +52,45 @@ func (c *scanCmd) run(ctx context.Context, g *globals, env Env) int {
 	if len(c.Paths) == 0 && c.FileList == "" {
 		return errorf(env, errors.New("scan: give paths to scan, - for standard input, or --file-list"))
 	}
-	cfg, err := g.loadConfig(env)
-	if err != nil {
-		return errorf(env, err)
-	}
-	log := newLogger(cfg, env.Stderr)
-	engines, err := build.Engines(ctx, cfg.Engines, c.Engine, log)
-	if err != nil {
-		return errorf(env, err)
-	}
-	defer engines.Close()
-	p, err := pipeline.New(pipeline.Config{
-		Engines:       engines.List(),
-		MaxSize:       int64(cfg.Limits.MaxSize),
-		MemLimit:      int64(cfg.Limits.MemorySpool),
-		EngineTimeout: cfg.Limits.EngineTimeout,
-		Logger:        log,
-	})
-	if err != nil {
-		return errorf(env, err)
-	}
-
 	jobs := c.Jobs
 	if jobs <= 0 {
 		jobs = min(2*runtime.NumCPU(), 16)
 	}
+	if c.Server == "" {
+		c.Server = env.Getenv("LAZARET_SERVER")
+	}
+	var scanOne func(ctx context.Context, it item) *scan.Job
+	if c.Server != "" {
+		cl, err := client.New(c.Server, env.Getenv("LAZARET_TOKEN"), jobs)
+		if err != nil {
+			return errorf(env, err)
+		}
+		defer cl.Close()
+		scanOne = func(ctx context.Context, it item) *scan.Job { return scanRemote(ctx, env, cl, it) }
+	} else {
+		cfg, err := g.loadConfig(env)
+		if err != nil {
+			return errorf(env, err)
+		}
+		log := newLogger(cfg, env.Stderr)
+		engines, err := build.Engines(ctx, cfg.Engines, c.Engine, log)
+		if err != nil {
+			return errorf(env, err)
+		}
+		defer engines.Close()
+		p, err := pipeline.New(pipeline.Config{
+			Engines:       engines.List(),
+			MaxSize:       int64(cfg.Limits.MaxSize),
+			MemLimit:      int64(cfg.Limits.MemorySpool),
+			EngineTimeout: cfg.Limits.EngineTimeout,
+			Logger:        log,
+		})
+		if err != nil {
+			return errorf(env, err)
+		}
+		scanOne = func(ctx context.Context, it item) *scan.Job { return scanLocal(ctx, env, p, it) }
+	}
+
 	bar := progress.New(env.Stderr, isTerminal(env, env.Stderr))
 	items := make(chan item, 64)
 	outcomes := make(chan outcome, 64)
@@ -87,7 +105,7 @@ func (c *scanCmd) run(ctx context.Context, g *globals, env Env) int {
 		go func() {
 			defer wg.Done()
 			for it := range items {
-				job := c.scanOne(ctx, env, p, it)
+				job := scanOne(ctx, it)
 				outcomes <- outcome{seq: it.seq, path: it.path, job: job}
 			}
 		}()
@@ -170,8 +188,8 @@ func (c *scanCmd) printLine(env Env, w io.Writer, o outcome) {
 	}
 }
 
-// scanOne runs one path through the pipeline.
-func (c *scanCmd) scanOne(ctx context.Context, env Env, p *pipeline.Pipeline, it item) *scan.Job {
+// scanLocal runs one path through the pipeline.
+func scanLocal(ctx context.Context, env Env, p *pipeline.Pipeline, it item) *scan.Job {
 	req := pipeline.Request{Name: filepath.Base(it.path), Size: it.size, Source: scan.Source{Kind: "file", Path: it.path}}
 	switch {
 	case it.err != nil:
@@ -184,6 +202,57 @@ func (c *scanCmd) scanOne(ctx context.Context, env Env, p *pipeline.Pipeline, it
 		req.Body = f
 	}
 	job, _ := p.Scan(ctx, req) // no store: the error is always nil
+	return job
+}
+
+// scanRemote asks the server for a cached verdict by SHA-256 and uploads
+// the file only on a miss. Every failure is an error verdict, never clean.
+func scanRemote(ctx context.Context, env Env, cl *client.Client, it item) *scan.Job {
+	failed := func(reason scan.Reason, err error) *scan.Job {
+		return &scan.Job{Status: scan.Done, Verdict: scan.Error, Reason: reason, Name: filepath.Base(it.path),
+			Size: max(it.size, 0), Source: scan.Source{Kind: "file", Path: it.path}, Error: err.Error()}
+	}
+	if it.err != nil {
+		return failed(scan.ReadReason(it.err), it.err)
+	}
+	if it.path == "-" {
+		job, err := cl.Scan(ctx, "stdin", env.Stdin, -1)
+		if err != nil {
+			return failed(scan.ReasonEngineError, err)
+		}
+		return job
+	}
+	f, err := os.Open(it.path)
+	if err != nil {
+		return failed(scan.ReadReason(err), err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return failed(scan.ReadReason(err), err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	job, err := cl.Verdict(ctx, sum)
+	if err != nil {
+		return failed(scan.ReasonEngineError, err)
+	}
+	if job != nil {
+		job.Name, job.Size = filepath.Base(it.path), n
+		return job
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return failed(scan.ReasonIO, err)
+	}
+	job, err = cl.Scan(ctx, filepath.Base(it.path), f, n)
+	if err != nil {
+		return failed(scan.ReasonEngineError, err)
+	}
+	if job.SHA256 != sum {
+		// The file changed between hashing and upload: the verdict is
+		// about other bytes than the ones we hashed.
+		return failed(scan.ReasonIO, fmt.Errorf("%s changed while it was scanned", it.path))
+	}
 	return job
 }
 

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"slices"
 	"sync"
@@ -250,17 +249,10 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
 	}
 	body, err := spool.New(ctx, req.Body, spool.Options{MemLimit: p.cfg.MemLimit, MaxSize: p.cfg.MaxSize, Dir: p.cfg.TempDir})
 	if err != nil {
-		switch {
-		case errors.Is(err, spool.ErrTooLarge):
+		if errors.Is(err, spool.ErrTooLarge) {
 			p.skipTooLarge(job)
-		case errors.Is(err, context.DeadlineExceeded):
-			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonTimeout, err.Error()
-		case errors.Is(err, fs.ErrNotExist):
-			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonNotFound, err.Error()
-		case errors.Is(err, fs.ErrPermission):
-			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonAccessDenied, err.Error()
-		default:
-			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonIO, err.Error()
+		} else {
+			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReadReason(err), err.Error()
 		}
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // Verdict is the outcome of scanning a sample.
@@ -119,4 +120,18 @@ func Classify(err error) (Verdict, Reason) {
 		return Error, ReasonTimeout
 	}
 	return Error, ReasonEngineError
+}
+
+// ReadReason is the reason for a failure to read a sample's own bytes: a
+// file that is gone, one we may not read, a deadline, anything else.
+func ReadReason(err error) Reason {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return ReasonTimeout
+	case errors.Is(err, fs.ErrNotExist):
+		return ReasonNotFound
+	case errors.Is(err, fs.ErrPermission):
+		return ReasonAccessDenied
+	}
+	return ReasonIO
 }
