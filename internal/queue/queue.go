@@ -1,0 +1,221 @@
+// Package queue is lazaret's durable job queue: the hop between the
+// asynchronous intakes (POST /v1/jobs, S3 events, sweeps) and the workers
+// that scan. An intake stores a job (status queued) and publishes its ID;
+// any number of workers, in any number of processes, consume the IDs, run
+// the pipeline, store the result and only then acknowledge.
+//
+// The contract every driver keeps (held by the conformance suite in
+// queuetest):
+//
+//   - Publish returns only after the broker has persisted the message.
+//   - A delivery that is not settled within the driver's ack deadline (the
+//     worker died, hung, or lost its connection) is delivered again, to any
+//     consumer, with Attempt incremented. Consume keeps the deadline of a
+//     running handler alive with heartbeats (Delivery.InProgress), so a
+//     long scan is not redelivered while its worker is alive.
+//   - Nak asks for redelivery after a delay; Term drops the message.
+//   - A message is delivered at most MaxDeliver times (driver
+//     configuration). The last delivery has Final set, so the handler can
+//     record the job as failed instead of losing it. A final delivery that
+//     is Nak'ed, or left unsettled, is terminated.
+//   - A payload that cannot be decoded is terminated and logged, never
+//     redelivered forever.
+//
+// Delivery is at least once: a job can be handled twice (a worker that was
+// presumed dead finishes after all). Handlers make that harmless with the
+// store's compare-and-set (store.Store.UpdateJob).
+//
+// Drivers: natsq (NATS JetStream, embedded or external). Each driver
+// decodes payloads with DecodeMessage and runs its consume loop with
+// RunConsumer, so the semantics above live in one place.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode"
+)
+
+// Sentinel errors that callers branch on. Drivers wrap them.
+var (
+	// ErrClosed: the queue was closed.
+	ErrClosed = errors.New("queue: closed")
+	// ErrMalformed: a payload that cannot be decoded, or a message that
+	// cannot be published (no job ID). Malformed deliveries are
+	// terminated.
+	ErrMalformed = errors.New("queue: malformed message")
+	// ErrSettled: the delivery was already acknowledged, Nak'ed or
+	// terminated; a delivery is settled once.
+	ErrSettled = errors.New("queue: delivery already settled")
+)
+
+// Queue is a durable work queue of job IDs. Implementations are safe for
+// concurrent use; several Consume calls (in one process or many) share the
+// work, each message going to one of them at a time.
+type Queue interface {
+	// Publish stores m durably: it returns nil only after the broker has
+	// persisted the message. Only m.JobID is sent; Attempt and Final are
+	// set on delivery.
+	Publish(ctx context.Context, m Message) error
+	// Consume hands messages to h, at most opts.Concurrency at a time,
+	// until ctx is cancelled. Then it stops fetching, lets running
+	// handlers finish for up to opts.SoftStop, cancels their contexts and
+	// waits for them to return. It returns nil after such a stop, or an
+	// error (ErrClosed, a configuration error) if it could not go on.
+	// Broker outages are logged and retried, not returned.
+	Consume(ctx context.Context, h Handler, opts ConsumeOptions) error
+	// Stats reports the queue depth, for metrics and readiness.
+	Stats(ctx context.Context) (Stats, error)
+	// Ping checks that the broker answers and the queue exists.
+	Ping(ctx context.Context) error
+	// Close releases the queue's connections (and stops an embedded
+	// broker). Stop Consume calls first: a Consume still running when the
+	// queue closes cancels its handlers at once (their settlements fail,
+	// so their messages come back after the ack deadline) and returns
+	// ErrClosed.
+	Close() error
+}
+
+// Message is one queued job.
+type Message struct {
+	// JobID is the job to run (the store's ID).
+	JobID string
+	// Attempt is the 1-based delivery count: 1 on the first delivery, 2
+	// on the first redelivery, and so on. Ignored by Publish.
+	Attempt int
+	// Final is set on the last delivery the queue will make: if the
+	// handler does not succeed now, the message is dropped, so the
+	// handler must record the job's failure itself (the job becomes done
+	// with verdict error). Ignored by Publish.
+	Final bool
+}
+
+// Handler handles one delivery. It should settle the delivery (Ack, Nak
+// or Term) before it returns; one that returns without settling (or
+// panics) is Nak'ed with the default backoff, or terminated if it was
+// final. A handler must return soon after its context is cancelled.
+type Handler func(ctx context.Context, d Delivery)
+
+// Delivery is one delivery of a message to a handler. Its methods are
+// safe to call from several goroutines; the first settlement (Ack, Nak or
+// Term) wins and later ones return ErrSettled.
+type Delivery interface {
+	// Message returns the message, with Attempt and Final.
+	Message() Message
+	// Ack removes the message from the queue. Call it after the job's
+	// result is stored. It waits for the broker's confirmation where the
+	// broker gives one: an error means the message may come again.
+	Ack(ctx context.Context) error
+	// Nak asks for redelivery after delay; delay <= 0 means the queue's
+	// configured backoff for this attempt. On a final delivery Nak
+	// terminates the message instead.
+	Nak(ctx context.Context, delay time.Duration) error
+	// Term drops the message: it is never delivered again. The reason is
+	// logged (and given to the broker where it keeps one).
+	Term(ctx context.Context, reason string) error
+	// InProgress pushes the ack deadline back, for handlers that run
+	// longer than it. Consume does this by itself (see
+	// ConsumeOptions.Heartbeat); it is a no-op on brokers that have no
+	// ack deadline.
+	InProgress(ctx context.Context) error
+}
+
+// ConsumeOptions tune one Consume call. The zero value is usable.
+type ConsumeOptions struct {
+	// Concurrency is how many handlers run at once; 0 means 1. Messages
+	// are fetched only when a handler is free, so none waits in a local
+	// buffer while its ack deadline runs.
+	Concurrency int
+	// SoftStop is how long running handlers may go on after Consume's
+	// context is cancelled before their own contexts are cancelled; 0
+	// means DefaultSoftStop, a negative value cancels them at once.
+	SoftStop time.Duration
+	// HandlerTimeout bounds each handler's context; 0 means no bound.
+	// After it, heartbeats stop too, so a handler that ignores its
+	// context loses its message to redelivery after the ack deadline.
+	HandlerTimeout time.Duration
+	// Heartbeat is how often Consume calls InProgress while a handler
+	// runs; 0 means the driver's default (a third of its ack deadline),
+	// a negative value disables heartbeats (the handler then calls
+	// InProgress itself when it runs long).
+	Heartbeat time.Duration
+}
+
+// DefaultSoftStop is the default ConsumeOptions.SoftStop. It fits, with
+// room for the hard stop and the rest of shutdown, inside Kubernetes'
+// default 30 s termination grace period.
+const DefaultSoftStop = 20 * time.Second
+
+// Stats is a snapshot of a queue's depth.
+type Stats struct {
+	// Pending counts messages waiting for a first delivery.
+	Pending int64
+	// InFlight counts messages delivered and not yet settled (being
+	// handled, or waiting for their redelivery).
+	InFlight int64
+	// Redelivered counts in-flight messages that were delivered more
+	// than once, where the broker tells (else 0). The conformance suite
+	// checks only Pending and InFlight.
+	Redelivered int64
+}
+
+// Depth is the number of messages not yet done: Pending + InFlight.
+func (s Stats) Depth() int64 { return s.Pending + s.InFlight }
+
+// payloadVersion is the version of the wire format written by
+// EncodeMessage. A reader refuses versions it does not know rather than
+// guess.
+const payloadVersion = 1
+
+// maxJobIDLen bounds job IDs: lazaret's are 26-character ULIDs; anything
+// much longer is not one of ours.
+const maxJobIDLen = 256
+
+// payload is the wire format (JSON, versioned). Unknown fields are
+// ignored so that a v1 reader accepts additions made within v1.
+type payload struct {
+	V     int    `json:"v"`
+	JobID string `json:"job_id"`
+}
+
+// EncodeMessage returns the wire form of m (only JobID travels).
+func EncodeMessage(m Message) ([]byte, error) {
+	if err := checkJobID(m.JobID); err != nil {
+		return nil, err
+	}
+	return json.Marshal(payload{V: payloadVersion, JobID: m.JobID})
+}
+
+// DecodeMessage parses a payload written by EncodeMessage. Errors wrap
+// ErrMalformed.
+func DecodeMessage(b []byte) (Message, error) {
+	var p payload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if p.V != payloadVersion {
+		return Message{}, fmt.Errorf("%w: unknown version %d", ErrMalformed, p.V)
+	}
+	if err := checkJobID(p.JobID); err != nil {
+		return Message{}, err
+	}
+	return Message{JobID: p.JobID}, nil
+}
+
+func checkJobID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty job ID", ErrMalformed)
+	}
+	if len(id) > maxJobIDLen {
+		return fmt.Errorf("%w: job ID longer than %d bytes", ErrMalformed, maxJobIDLen)
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("%w: job ID has a space or control character", ErrMalformed)
+		}
+	}
+	return nil
+}
