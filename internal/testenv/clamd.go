@@ -97,6 +97,10 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// LaunchClamd starts a clamd outside a test (for benchmarks); the caller
+// must Stop it.
+func LaunchClamd(opts ClamdOptions) (*Clamd, error) { return startClamd(opts) }
+
 func startClamd(opts ClamdOptions) (*Clamd, error) {
 	// Short folder names: a unix socket path must fit in 108 bytes.
 	dir, err := os.MkdirTemp("", "lzclamd")
@@ -197,6 +201,9 @@ func PingClamd(port int) error {
 	}
 	return nil
 }
+
+// PID is clamd's process ID.
+func (c *Clamd) PID() int { return c.cmd.Process.Pid }
 
 // Stop kills clamd and removes its folder.
 func (c *Clamd) Stop() {
