@@ -212,9 +212,9 @@ func (p *Pipeline) begin(ctx context.Context, req Request) (*scan.Job, scan.Stat
 	}
 	job := req.Job
 	switch job.Status {
-	case scan.Running:
-		return job, scan.Running, nil
-	case scan.Queued, scan.Done:
+	case scan.Queued, scan.Done, scan.Running:
+		// Running means a redelivery: the worker that started the job
+		// died or went silent. This is a new attempt all the same.
 		if p.cfg.Store == nil {
 			return job, scan.StatusNew, errors.New("pipeline: a stored job needs a store")
 		}
