@@ -71,6 +71,7 @@ func newEngine(ec config.Engine, log *slog.Logger) (scan.Engine, error) {
 			ConnectTimeout: ec.ConnectTimeout,
 			MaxConns:       ec.MaxConnections,
 			SignaturesDir:  ec.Signatures,
+			ReloadInterval: ec.ReloadInterval,
 		}, log)
 	case config.TypeBuiltin:
 		return builtin.New(builtin.Config{
