@@ -6,7 +6,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -163,5 +162,3 @@ func errorf(env Env, err error) int {
 	fmt.Fprintf(env.Stderr, "lazaret: %v\n", err)
 	return ExitError
 }
-
-var errUsage = errors.New("usage")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -238,7 +237,7 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("over max_size: got %d %s", code, b)
 	}
 	// A report route for an existing job without a report.
-	code, b = c.upload("/v1/scan", "file", map[string][]byte{"x": []byte("x")})
+	_, b = c.upload("/v1/scan", "file", map[string][]byte{"x": []byte("x")})
 	j := decodeJob(t, b)
 	code, b = c.do("GET", "/v1/jobs/"+j.ID+"/report", "", nil)
 	if code != 404 || !strings.Contains(string(b), "no_report") {
@@ -342,5 +341,3 @@ func (c *client) waitDoneWithin(id string, d time.Duration) scan.Job {
 	c.t.Fatalf("job %s not done within %v", id, d)
 	return scan.Job{}
 }
-
-var _ = fmt.Sprint
