@@ -341,3 +341,43 @@ func (c *client) waitDoneWithin(id string, d time.Duration) scan.Job {
 	c.t.Fatalf("job %s not done within %v", id, d)
 	return scan.Job{}
 }
+
+// TestShutdownFinishesInFlightScans: a graceful stop lets a running
+// synchronous scan answer.
+func TestShutdownFinishesInFlightScans(t *testing.T) {
+	cfg := config.Default()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	cfg.Engines = []config.Engine{{Name: "slow", Type: config.TypeCommand, Version: "1",
+		Command: []string{"/bin/sh", "-c", "sleep 1", "sh", "{path}"}, InfectedWhen: &config.InfectedWhen{ExitCodes: []int{1}}}}
+	a, err := Start(context.Background(), cfg, Options{HTTP: true, Workers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, base: "http://" + a.Addr()}
+	type result struct {
+		code int
+		body []byte
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", c.base+"/v1/scan?name=x", strings.NewReader("hello"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- result{code: -1, body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- result{resp.StatusCode, b}
+	}()
+	time.Sleep(300 * time.Millisecond) // the scan is running
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if j := decodeJob(t, r.body); r.code != 200 || j.Verdict != scan.Clean {
+		t.Errorf("in-flight scan: got %d %s, want 200 clean", r.code, r.body)
+	}
+}
