@@ -2,10 +2,10 @@ package cli
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/lazaret/lazaret/internal/config"
+	"github.com/lazaret/lazaret/internal/console"
 	"github.com/lazaret/lazaret/internal/server"
 )
 
@@ -30,7 +30,7 @@ func (c *serveCmd) run(ctx context.Context, g *globals, env Env) int {
 	if c.DataDir != "" {
 		cfg.DataDir = c.DataDir
 	}
-	return runServer(ctx, cfg, env, server.Options{HTTP: true, Workers: true, InsecureNoAuth: c.InsecureNoAuth, Console: consoleHandler()})
+	return runServer(ctx, cfg, env, server.Options{HTTP: true, Workers: true, InsecureNoAuth: c.InsecureNoAuth, Console: console.Handler()})
 }
 
 type workerCmd struct {
@@ -55,6 +55,3 @@ func runServer(ctx context.Context, cfg config.Config, env Env, opts server.Opti
 	}
 	return ExitClean
 }
-
-// consoleHandler is the web console (wired once internal/console lands).
-func consoleHandler() http.Handler { return nil }
