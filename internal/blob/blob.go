@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/lazaret/lazaret/internal/ctxio"
 )
 
 // ErrNotFound is returned for a key that holds nothing.
@@ -51,18 +53,6 @@ func (d *Dir) path(key string) (string, error) {
 	return filepath.Join(d.root, key), nil
 }
 
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // Put writes to a temporary file and renames it into place, so a reader
 // never sees half a blob.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
@@ -74,7 +64,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("blob: put: %w", err)
 	}
-	n, err := io.Copy(f, ctxReader{ctx, r})
+	n, err := io.Copy(f, ctxio.Reader(ctx, r))
 	if err == nil {
 		err = f.Sync()
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/lazaret/lazaret/internal/ctxio"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -62,20 +63,6 @@ func (b *Body) InMemory() bool { return b.file == "" }
 // Bytes returns the bytes when they are held in memory, else nil.
 func (b *Body) Bytes() []byte { return b.mem }
 
-// chunkReader copies in chunks and checks the context between them, so a
-// stalled or cancelled caller stops the spool promptly.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // New reads r to its end, hashing as it goes. The caller must Close the
 // Body. When r holds more than opts.MaxSize bytes, New stops reading and
 // returns ErrTooLarge with the number of bytes read so far; nothing is kept.
@@ -87,7 +74,7 @@ func New(ctx context.Context, r io.Reader, opts Options) (*Body, error) {
 	if memLimit < 0 {
 		memLimit = 0
 	}
-	src := io.Reader(ctxReader{ctx, r})
+	src := ctxio.Reader(ctx, r)
 	if opts.MaxSize > 0 {
 		src = io.LimitReader(src, opts.MaxSize+1)
 	}

@@ -367,22 +367,18 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) (store.JobPage,
 		return store.JobPage{}, fmt.Errorf("sqlite: list jobs: %w", err)
 	}
 	defer rows.Close()
-	page := store.JobPage{Jobs: make([]*scan.Job, 0, min(limit, 64))}
+	jobs := make([]*scan.Job, 0, min(limit+1, 64))
 	for rows.Next() {
 		job, err := scanJob(rows)
 		if err != nil {
 			return store.JobPage{}, fmt.Errorf("sqlite: list jobs: %w", err)
 		}
-		page.Jobs = append(page.Jobs, job)
+		jobs = append(jobs, job)
 	}
 	if err := rows.Err(); err != nil {
 		return store.JobPage{}, fmt.Errorf("sqlite: list jobs: %w", err)
 	}
-	if len(page.Jobs) > limit {
-		page.Jobs = page.Jobs[:limit]
-		page.NextCursor = jobcodec.EncodeCursor(page.Jobs[limit-1].ID)
-	}
-	return page, nil
+	return jobcodec.Page(jobs, limit), nil
 }
 
 // LookupVerdict returns a cached verdict or an error wrapping

@@ -222,3 +222,17 @@ func CleanEngines(es []scan.EngineRun) []scan.EngineRun {
 // so no stored job has it. Drivers answer such a filter with an empty page
 // instead of sending the database text it refuses.
 func MatchesNothing(f store.JobFilter) bool { return !Clean(f.SHA256) || !Clean(f.Bucket) }
+
+// Page makes a JobPage from up to limit+1 jobs read newest first: the
+// extra one only says that there is a next page.
+func Page(jobs []*scan.Job, limit int) store.JobPage {
+	page := store.JobPage{Jobs: jobs}
+	if page.Jobs == nil {
+		page.Jobs = []*scan.Job{}
+	}
+	if len(page.Jobs) > limit {
+		page.Jobs = page.Jobs[:limit]
+		page.NextCursor = EncodeCursor(page.Jobs[limit-1].ID)
+	}
+	return page
+}

@@ -1,0 +1,118 @@
+package spool
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"testing"
+)
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestNew(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<12) // 64 KiB
+	for _, tc := range []struct {
+		name     string
+		size     int
+		opts     Options
+		inMemory bool
+		wantErr  error
+	}{
+		{"empty", 0, Options{}, true, nil},
+		{"small in memory", 1000, Options{}, true, nil},
+		{"exactly the memory limit", 4096, Options{MemLimit: 4096}, true, nil},
+		{"one over the memory limit", 4097, Options{MemLimit: 4096}, false, nil},
+		{"always a file", 10, Options{MemLimit: -1}, false, nil},
+		{"exactly the max size", 5000, Options{MemLimit: 1000, MaxSize: 5000}, false, nil},
+		{"over the max size, file", 5001, Options{MemLimit: 1000, MaxSize: 5000}, false, ErrTooLarge},
+		{"over the max size, memory", 501, Options{MaxSize: 500}, true, ErrTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.opts.Dir = dir
+			in := data[:tc.size]
+			b, err := New(context.Background(), bytes.NewReader(in), tc.opts)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("got error %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+					t.Errorf("a failed spool left %d files", len(ents))
+				}
+				return
+			}
+			if b.Size() != int64(tc.size) || b.SHA256() != sum(in) || b.InMemory() != tc.inMemory {
+				t.Errorf("got size %d sha %s memory %v", b.Size(), b.SHA256(), b.InMemory())
+			}
+			for range 2 { // independent readers
+				r, err := b.Open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(r)
+				r.Close()
+				if !bytes.Equal(got, in) {
+					t.Errorf("read back %d bytes, want %d", len(got), len(in))
+				}
+			}
+			p, err := b.Path()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(p)
+			if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != int64(tc.size) {
+				t.Errorf("path %s: %v, mode %v", p, err, fi.Mode())
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("Close left %d files behind", len(ents))
+			}
+			if b.Close() != nil {
+				t.Error("second Close failed")
+			}
+		})
+	}
+}
+
+type failAfter struct{ n int }
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := min(len(p), f.n)
+	f.n -= n
+	return n, nil
+}
+
+func TestNewFailures(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := New(context.Background(), &failAfter{n: 10000}, Options{MemLimit: 100, Dir: dir}); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("cut-off input: got %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := New(ctx, bytes.NewReader([]byte("x")), Options{Dir: dir}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: got %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("failures left %d files", len(ents))
+	}
+}
+
+func TestBytes(t *testing.T) {
+	b := Bytes([]byte("hello"))
+	s := b.Sample("h.txt")
+	if s.Name != "h.txt" || s.Size != 5 || s.SHA256 != sum([]byte("hello")) {
+		t.Errorf("got %+v", s)
+	}
+}
