@@ -33,6 +33,13 @@ func (b *brokenStore) CreateJob(ctx context.Context, j *scan.Job) error {
 	return b.Store.CreateJob(ctx, j)
 }
 
+func (b *brokenStore) SaveJob(ctx context.Context, j *scan.Job, from scan.Status, v *scan.CachedVerdict) error {
+	if b.broken {
+		return errDown
+	}
+	return b.Store.SaveJob(ctx, j, from, v)
+}
+
 func (b *brokenStore) GetJob(ctx context.Context, id string) (*scan.Job, error) {
 	if b.broken {
 		return nil, errDown

@@ -26,10 +26,9 @@ import (
 
 // Store is what the pipeline needs of a store: a subset of store.Store.
 type Store interface {
-	CreateJob(ctx context.Context, job *scan.Job) error
 	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
+	SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v *scan.CachedVerdict) error
 	LookupVerdict(ctx context.Context, sha256, enginesKey string) (*scan.CachedVerdict, error)
-	PutVerdict(ctx context.Context, v *scan.CachedVerdict) error
 }
 
 // Observer is told about every finished job, for metrics. It must not
@@ -154,7 +153,7 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 	if err != nil {
 		return job, err
 	}
-	p.run(ctx, req, job)
+	cv := p.run(ctx, req, job)
 	if req.RequeueOnError && from != scan.StatusNew && job.Verdict == scan.Error {
 		job.Status, job.Verdict = scan.Queued, ""
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -182,12 +181,7 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 	// store from hanging the caller.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if from == scan.StatusNew {
-		err = p.cfg.Store.CreateJob(sctx, job)
-	} else {
-		err = p.cfg.Store.UpdateJob(sctx, job, from)
-	}
-	if err != nil {
+	if err = p.cfg.Store.SaveJob(sctx, job, from, cv); err != nil {
 		return job, fmt.Errorf("%w: save job %s: %w", ErrStore, job.ID, err)
 	}
 	return job, nil
@@ -231,9 +225,10 @@ func (p *Pipeline) begin(ctx context.Context, req Request) (*scan.Job, scan.Stat
 	return job, job.Status, fmt.Errorf("pipeline: job %s has status %q", job.ID, job.Status)
 }
 
-// run fills in the job's verdict. It never fails: every failure becomes a
+// run fills in the job's verdict, and returns the verdict to cache (nil
+// when there is none to cache). It never fails: every failure becomes a
 // verdict that is not clean.
-func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
+func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) *scan.CachedVerdict {
 	job.Verdict, job.Reason, job.Error = "", scan.ReasonNone, ""
 	job.Findings, job.Engines, job.Cached = nil, nil, false
 	if req.Size >= 0 {
@@ -241,11 +236,11 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
 	}
 	if p.cfg.MaxSize > 0 && req.Size > p.cfg.MaxSize {
 		p.skipTooLarge(job)
-		return
+		return nil
 	}
 	if req.Body == nil {
 		job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonIO, "no sample body"
-		return
+		return nil
 	}
 	body, err := spool.New(ctx, req.Body, spool.Options{MemLimit: p.cfg.MemLimit, MaxSize: p.cfg.MaxSize, Dir: p.cfg.TempDir})
 	if err != nil {
@@ -254,7 +249,7 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
 		} else {
 			job.Verdict, job.Reason, job.Error = scan.Error, scan.ReadReason(err), err.Error()
 		}
-		return
+		return nil
 	}
 	defer body.Close()
 	job.Size, job.SHA256 = body.Size(), body.SHA256()
@@ -266,7 +261,7 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
 		switch {
 		case err == nil && (cv.Verdict == scan.Clean || cv.Verdict == scan.Infected):
 			fillFromCache(job, cv)
-			return
+			return nil
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			// A cache that cannot answer is a miss, not a failure.
 			p.log.LogAttrs(ctx, slog.LevelWarn, "verdict cache lookup failed", slog.String("error", err.Error()))
@@ -286,18 +281,16 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) {
 	job.Verdict, job.Reason = scan.Combine(combined)
 	if len(results) == 0 {
 		job.Error = fmt.Sprintf("no configured engine named %q", job.Source.Engine)
-		return
+		return nil
 	}
 	if job.Verdict == scan.Error || job.Verdict == scan.Skipped {
 		job.Error = firstDetail(results, job.Reason)
 	}
-	if key != "" && p.cfg.Store != nil && (job.Verdict == scan.Clean || job.Verdict == scan.Infected) {
-		cv := &scan.CachedVerdict{SHA256: job.SHA256, EnginesKey: key, Verdict: job.Verdict,
-			Findings: job.Findings, Engines: job.Engines, JobID: job.ID, CreatedAt: p.now().UTC()}
-		if err := p.cfg.Store.PutVerdict(context.WithoutCancel(ctx), cv); err != nil {
-			p.log.LogAttrs(ctx, slog.LevelWarn, "verdict cache store failed", slog.String("error", err.Error()))
-		}
+	if key == "" || (job.Verdict != scan.Clean && job.Verdict != scan.Infected) {
+		return nil
 	}
+	return &scan.CachedVerdict{SHA256: job.SHA256, EnginesKey: key, Verdict: job.Verdict,
+		Findings: job.Findings, Engines: job.Engines, JobID: job.ID, CreatedAt: p.now().UTC()}
 }
 
 func (p *Pipeline) skipTooLarge(job *scan.Job) {

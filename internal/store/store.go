@@ -39,6 +39,11 @@ type Store interface {
 	// wins over an illegal move). CreatedAt never changes. This
 	// compare-and-set is what makes redelivered work store one result.
 	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
+	// SaveJob stores a finished job — created if from is
+	// scan.StatusNew, else updated with UpdateJob's compare-and-set —
+	// and, if v is not nil, its cached verdict, in one transaction: both
+	// or neither. It is the pipeline's one write per scan.
+	SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v *scan.CachedVerdict) error
 	// GetJob returns one job or ErrNotFound.
 	GetJob(ctx context.Context, id string) (*scan.Job, error)
 	// ListJobs lists jobs newest first (by ID, which sorts by creation

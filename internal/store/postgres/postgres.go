@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -145,8 +146,18 @@ func (s *Store) Ping(ctx context.Context) error {
 const jobColumns = `id, status, verdict, reason, name, size, sha256, bucket, source,
 	findings, engines, actions, cached, error, attempts, created_at, finished_at`
 
+// querier is what a write needs: the pool, or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // CreateJob inserts a new job; see store.Store.
 func (s *Store) CreateJob(ctx context.Context, job *scan.Job) error {
+	return s.createJob(ctx, s.pool, job)
+}
+
+func (s *Store) createJob(ctx context.Context, q querier, job *scan.Job) error {
 	if err := jobcodec.CheckNew(job); err != nil {
 		return fmt.Errorf("postgres: create job: %w", err)
 	}
@@ -155,7 +166,7 @@ func (s *Store) CreateJob(ctx context.Context, job *scan.Job) error {
 	if err != nil {
 		return fmt.Errorf("postgres: create job %s: %w", job.ID, err)
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`)
+	tag, err := q.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 		ON CONFLICT (id) DO NOTHING`,
 		job.ID, r.status, r.verdict, r.reason, job.Name, job.Size, job.SHA256, job.Source.Bucket, r.source,
@@ -173,6 +184,10 @@ func (s *Store) CreateJob(ctx context.Context, job *scan.Job) error {
 // Every field but ID and CreatedAt is replaced; CreatedAt is kept as it was
 // created, so that it stays in step with the ID.
 func (s *Store) UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error {
+	return s.updateJob(ctx, s.pool, job, from)
+}
+
+func (s *Store) updateJob(ctx context.Context, q querier, job *scan.Job, from scan.Status) error {
 	if job == nil || job.ID == "" {
 		return errors.New("postgres: update job: job has no id")
 	}
@@ -193,7 +208,7 @@ func (s *Store) UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) 
 	// The compare-and-set: under READ COMMITTED a concurrent UPDATE of the
 	// same row waits for this one to commit, then re-checks the WHERE
 	// clause against the new row and finds the status changed.
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET
+	tag, err := q.Exec(ctx, `UPDATE jobs SET
 		status = $3, verdict = $4, reason = $5, name = $6, size = $7, sha256 = $8, bucket = $9,
 		source = $10, findings = $11, engines = $12, actions = $13, cached = $14, error = $15,
 		attempts = $16, finished_at = $17, updated_at = now()
@@ -337,6 +352,10 @@ func (s *Store) LookupVerdict(ctx context.Context, sha256, enginesKey string) (*
 // EnginesKey). Only clean and infected verdicts are cached; anything else
 // is an error. A zero CreatedAt is stored as now.
 func (s *Store) PutVerdict(ctx context.Context, v *scan.CachedVerdict) error {
+	return s.putVerdict(ctx, s.pool, v)
+}
+
+func (s *Store) putVerdict(ctx context.Context, q querier, v *scan.CachedVerdict) error {
 	if err := jobcodec.CheckCached(v); err != nil {
 		return fmt.Errorf("postgres: put verdict: %w", err)
 	}
@@ -352,7 +371,7 @@ func (s *Store) PutVerdict(ctx context.Context, v *scan.CachedVerdict) error {
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO verdicts
+	_, err = q.Exec(ctx, `INSERT INTO verdicts
 		(sha256, engines_key, verdict, findings, engines, job_id, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (sha256, engines_key) DO UPDATE SET
@@ -427,4 +446,22 @@ func scanJob(row pgx.Row) (*scan.Job, error) {
 		return nil, fmt.Errorf("job %s: actions: %w", j.ID, err)
 	}
 	return &j, nil
+}
+
+// SaveJob stores a finished job (created if from is scan.StatusNew, else
+// updated with the compare-and-set of UpdateJob) and, if v is not nil,
+// its cached verdict, in one transaction: both or neither.
+func (s *Store) SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v *scan.CachedVerdict) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		if from == scan.StatusNew {
+			err = s.createJob(ctx, tx, job)
+		} else {
+			err = s.updateJob(ctx, tx, job, from)
+		}
+		if err != nil || v == nil {
+			return err
+		}
+		return s.putVerdict(ctx, tx, v)
+	})
 }

@@ -47,10 +47,14 @@ const busyTimeout = 10 * time.Second
 
 // Store is the SQLite store. It is safe for concurrent use.
 type Store struct {
-	writer *sql.DB // exactly one connection: every write goes through it
-	reader *sql.DB // read-only connections; the writer itself in memory mode
-	logger *slog.Logger
-	stmts  statements
+	writeDB *sql.DB // exactly one connection: every write goes through it
+	reader  *sql.DB // read-only connections; the writer itself in memory mode
+	logger  *slog.Logger
+	stmts   statements
+
+	writes     chan *writeOp // to the group-commit writer
+	stop       chan struct{}
+	writerDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -85,7 +89,9 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
-	s := &Store{writer: writer, reader: writer, logger: logger}
+	s := &Store{writeDB: writer, reader: writer, logger: logger,
+		writes: make(chan *writeOp, maxBatch), stop: make(chan struct{}), writerDone: make(chan struct{})}
+	go s.runWriter()
 
 	if err := s.init(ctx, path, pragmas); err != nil {
 		_ = s.Close()
@@ -96,13 +102,13 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 
 func (s *Store) init(ctx context.Context, path, pragmas string) error {
 	var mode string
-	if err := s.writer.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := s.writeDB.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	if path != MemoryPath && !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("sqlite: open %s: journal mode is %q, not wal", path, mode)
 	}
-	if err := migrate(ctx, s.writer, s.logger); err != nil {
+	if err := migrate(ctx, s.writeDB, s.logger); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	if path != MemoryPath {
@@ -148,11 +154,15 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 // Close closes the database. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// Writes already queued are abandoned with an error by write;
+		// the writer finishes the batch it is running.
+		close(s.stop)
+		<-s.writerDone
 		s.closeErr = s.stmts.close()
-		if s.reader != s.writer {
+		if s.reader != s.writeDB {
 			s.closeErr = errors.Join(s.closeErr, s.reader.Close())
 		}
-		s.closeErr = errors.Join(s.closeErr, s.writer.Close())
+		s.closeErr = errors.Join(s.closeErr, s.writeDB.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %w", s.closeErr)
 		}
@@ -176,7 +186,7 @@ const jobColumns = `id, status, verdict, reason, name, size, sha256, bucket, sou
 // spends more time compiling these than running them.
 type statements struct {
 	insertJob, updateJob, jobStatus, putVerdict *sql.Stmt // on the writer
-	getJob, lookupVerdict                       *sql.Stmt // on the reader
+	getJob, lookupVerdict, getJobStatusReader   *sql.Stmt // on the reader
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -185,22 +195,23 @@ func (s *Store) prepare(ctx context.Context) error {
 		db   *sql.DB
 		sql  string
 	}{
-		{&s.stmts.insertJob, s.writer, `INSERT INTO jobs (` + jobColumns + `, updated_at)
+		{&s.stmts.insertJob, s.writeDB, `INSERT INTO jobs (` + jobColumns + `, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`},
-		{&s.stmts.updateJob, s.writer, `UPDATE jobs SET
+		{&s.stmts.updateJob, s.writeDB, `UPDATE jobs SET
 			status = ?, verdict = ?, reason = ?, name = ?, size = ?, sha256 = ?, bucket = ?, source = ?,
 			findings = ?, engines = ?, actions = ?, cached = ?, error = ?, attempts = ?,
 			finished_at = ?, updated_at = ?
 			WHERE id = ? AND status = ?`},
-		{&s.stmts.jobStatus, s.writer, `SELECT status FROM jobs WHERE id = ?`},
-		{&s.stmts.putVerdict, s.writer, `INSERT INTO verdicts
+		{&s.stmts.jobStatus, s.writeDB, `SELECT status FROM jobs WHERE id = ?`},
+		{&s.stmts.putVerdict, s.writeDB, `INSERT INTO verdicts
 			(sha256, engines_key, verdict, findings, engines, job_id, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (sha256, engines_key) DO UPDATE SET
 			verdict = excluded.verdict, findings = excluded.findings, engines = excluded.engines,
 			job_id = excluded.job_id, created_at = excluded.created_at`},
 		{&s.stmts.getJob, s.reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
+		{&s.stmts.getJobStatusReader, s.reader, `SELECT status FROM jobs WHERE id = ?`},
 		{&s.stmts.lookupVerdict, s.reader, `SELECT sha256, engines_key, verdict, findings, engines, job_id, created_at
 			FROM verdicts WHERE sha256 = ? AND engines_key = ?`},
 	} {
@@ -215,7 +226,7 @@ func (s *Store) prepare(ctx context.Context) error {
 
 func (st *statements) close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{st.insertJob, st.updateJob, st.jobStatus, st.putVerdict, st.getJob, st.lookupVerdict} {
+	for _, stmt := range []*sql.Stmt{st.insertJob, st.updateJob, st.jobStatus, st.putVerdict, st.getJob, st.lookupVerdict, st.getJobStatusReader} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
@@ -225,74 +236,104 @@ func (st *statements) close() error {
 
 // CreateJob inserts a new job; see store.Store.
 func (s *Store) CreateJob(ctx context.Context, job *scan.Job) error {
+	fn, err := s.createJobWrite(job)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, fn)
+}
+
+// createJobWrite checks and encodes a new job and returns the write that
+// inserts it.
+func (s *Store) createJobWrite(job *scan.Job) (writeFunc, error) {
 	if err := jobcodec.CheckNew(job); err != nil {
-		return fmt.Errorf("sqlite: create job: %w", err)
+		return nil, fmt.Errorf("sqlite: create job: %w", err)
 	}
 	job = jobcodec.CleanJob(job)
 	r, err := encodeJob(job)
 	if err != nil {
-		return fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
+		return nil, fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
 	}
-	res, err := s.stmts.insertJob.ExecContext(ctx,
-		job.ID, r.status, r.verdict, r.reason, job.Name, job.Size, job.SHA256, job.Source.Bucket, r.source,
-		r.findings, r.engines, r.actions, job.Cached, job.Error, job.Attempts, r.createdAt, r.finishedAt, r.updatedAt)
-	if err != nil {
-		return fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
-	} else if n == 0 {
-		return fmt.Errorf("sqlite: create job %s: id exists: %w", job.ID, store.ErrConflict)
-	}
-	return nil
+	return func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.stmts.insertJob).ExecContext(ctx,
+			job.ID, r.status, r.verdict, r.reason, job.Name, job.Size, job.SHA256, job.Source.Bucket, r.source,
+			r.findings, r.engines, r.actions, job.Cached, job.Error, job.Attempts, r.createdAt, r.finishedAt, r.updatedAt)
+		if err != nil {
+			return fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
+		} else if n == 0 {
+			return fmt.Errorf("sqlite: create job %s: id exists: %w", job.ID, store.ErrConflict)
+		}
+		return nil
+	}, nil
 }
 
 // UpdateJob replaces a stored job if its status is from; see store.Store.
 // Every field but ID and CreatedAt is replaced; CreatedAt is kept as it was
 // created, so that it stays in step with the ID.
 func (s *Store) UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error {
+	fn, err := s.updateJobWrite(ctx, job, from)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, fn)
+}
+
+// updateJobWrite checks and encodes a job update and returns the write
+// that applies it (the compare-and-set).
+func (s *Store) updateJobWrite(ctx context.Context, job *scan.Job, from scan.Status) (writeFunc, error) {
 	if job == nil || job.ID == "" {
-		return errors.New("sqlite: update job: job has no id")
+		return nil, errors.New("sqlite: update job: job has no id")
 	}
 	if !jobcodec.Clean(job.ID) {
-		return fmt.Errorf("sqlite: update job %q: %w", job.ID, store.ErrNotFound)
+		return nil, fmt.Errorf("sqlite: update job %q: %w", job.ID, store.ErrNotFound)
 	}
 	if err := scan.Transition(from, job.Status); err != nil {
-		return s.updateFailed(ctx, job.ID, fmt.Errorf("%w: %w", store.ErrConflict, err))
+		return nil, s.updateFailed(ctx, job.ID, fmt.Errorf("%w: %w", store.ErrConflict, err))
 	}
 	if err := jobcodec.CheckVerdict(job); err != nil {
-		return fmt.Errorf("sqlite: update job: %w", err)
+		return nil, fmt.Errorf("sqlite: update job: %w", err)
 	}
 	job = jobcodec.CleanJob(job)
 	r, err := encodeJob(job)
 	if err != nil {
-		return fmt.Errorf("sqlite: update job %s: %w", job.ID, err)
+		return nil, fmt.Errorf("sqlite: update job %s: %w", job.ID, err)
 	}
 	// The compare-and-set: the row changes only if it still has status
 	// from. The single writer connection makes it atomic in this process
 	// and SQLite's write lock across processes.
-	res, err := s.stmts.updateJob.ExecContext(ctx,
-		r.status, r.verdict, r.reason, job.Name, job.Size, job.SHA256, job.Source.Bucket, r.source,
-		r.findings, r.engines, r.actions, job.Cached, job.Error, job.Attempts,
-		r.finishedAt, r.updatedAt,
-		job.ID, string(from))
-	if err != nil {
-		return fmt.Errorf("sqlite: update job %s: %w", job.ID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("sqlite: update job %s: %w", job.ID, err)
-	}
-	if n == 1 {
-		return nil
-	}
-	return s.updateFailed(ctx, job.ID, fmt.Errorf("status is not %q: %w", from, store.ErrConflict))
+	return func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.stmts.updateJob).ExecContext(ctx,
+			r.status, r.verdict, r.reason, job.Name, job.Size, job.SHA256, job.Source.Bucket, r.source,
+			r.findings, r.engines, r.actions, job.Cached, job.Error, job.Attempts,
+			r.finishedAt, r.updatedAt,
+			job.ID, string(from))
+		if err != nil {
+			return fmt.Errorf("sqlite: update job %s: %w", job.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("sqlite: update job %s: %w", job.ID, err)
+		}
+		if n == 1 {
+			return nil
+		}
+		return s.jobStatusConflict(ctx, tx.StmtContext(ctx, s.stmts.jobStatus), job.ID, fmt.Errorf("status is not %q: %w", from, store.ErrConflict))
+	}, nil
 }
 
 // updateFailed returns ErrNotFound if there is no job id, else conflict.
 func (s *Store) updateFailed(ctx context.Context, id string, conflict error) error {
+	return s.jobStatusConflict(ctx, s.stmts.getJobStatusReader, id, conflict)
+}
+
+// jobStatusConflict explains a failed update: not found, or a conflict
+// with the stored status.
+func (s *Store) jobStatusConflict(ctx context.Context, q *sql.Stmt, id string, conflict error) error {
 	var status string
-	err := s.stmts.jobStatus.QueryRowContext(ctx, id).Scan(&status)
+	err := q.QueryRowContext(ctx, id).Scan(&status)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: update job %s: %w", id, store.ErrNotFound)
@@ -333,9 +374,9 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) (store.JobPage,
 		where []string
 		args  []any
 	)
-	add := func(cond string, arg any) {
+	add := func(cond string, a ...any) {
 		where = append(where, cond)
-		args = append(args, arg)
+		args = append(args, a...)
 	}
 	if f.Verdict != "" {
 		add("verdict = ?", string(f.Verdict))
@@ -347,10 +388,14 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) (store.JobPage,
 		add("sha256 = ?", f.SHA256)
 	}
 	if f.Bucket != "" {
-		add("bucket = ?", f.Bucket)
+		add("bucket = ? AND bucket <> ''", f.Bucket)
 	}
 	if !f.Since.IsZero() {
-		add("created_at >= ?", f.Since.UnixMicro())
+		// IDs are ULIDs that begin with their creation time, so an id
+		// range (with a minute's margin for the clock read between
+		// making the ID and stamping created_at) narrows the scan
+		// without an index on created_at, which decides.
+		add("id >= ? AND created_at >= ?", jobcodec.MinID(f.Since.Add(-time.Minute)), f.Since.UnixMicro())
 	}
 	if after != "" {
 		add("id < ?", after)
@@ -416,27 +461,39 @@ func (s *Store) LookupVerdict(ctx context.Context, sha256, enginesKey string) (*
 // EnginesKey). Only clean and infected verdicts are cached; anything else
 // is an error. A zero CreatedAt is stored as now.
 func (s *Store) PutVerdict(ctx context.Context, v *scan.CachedVerdict) error {
+	fn, err := s.putVerdictWrite(v)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, fn)
+}
+
+// putVerdictWrite checks and encodes a cached verdict and returns the
+// write that stores it.
+func (s *Store) putVerdictWrite(v *scan.CachedVerdict) (writeFunc, error) {
 	if err := jobcodec.CheckCached(v); err != nil {
-		return fmt.Errorf("sqlite: put verdict: %w", err)
+		return nil, fmt.Errorf("sqlite: put verdict: %w", err)
 	}
 	findings, err := encodeList(jobcodec.CleanFindings(v.Findings))
 	if err != nil {
-		return fmt.Errorf("sqlite: put verdict %s: findings: %w", v.SHA256, err)
+		return nil, fmt.Errorf("sqlite: put verdict %s: findings: %w", v.SHA256, err)
 	}
 	engines, err := encodeList(jobcodec.CleanEngines(v.Engines))
 	if err != nil {
-		return fmt.Errorf("sqlite: put verdict %s: engines: %w", v.SHA256, err)
+		return nil, fmt.Errorf("sqlite: put verdict %s: engines: %w", v.SHA256, err)
 	}
 	created := v.CreatedAt
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, err = s.stmts.putVerdict.ExecContext(ctx,
-		v.SHA256, v.EnginesKey, string(v.Verdict), findings, engines, v.JobID, created.UnixMicro())
-	if err != nil {
-		return fmt.Errorf("sqlite: put verdict %s: %w", v.SHA256, err)
-	}
-	return nil
+	return func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, s.stmts.putVerdict).ExecContext(ctx,
+			v.SHA256, v.EnginesKey, string(v.Verdict), findings, engines, v.JobID, created.UnixMicro())
+		if err != nil {
+			return fmt.Errorf("sqlite: put verdict %s: %w", v.SHA256, err)
+		}
+		return nil
+	}, nil
 }
 
 // jobRow is a job's columns that need encoding.
@@ -521,3 +578,34 @@ func encodeList[T any](v []T) (string, error) {
 
 // decodeList decodes JSON text; it never returns nil.
 func decodeList[T any](s string) ([]T, error) { return jobcodec.DecodeList[T]([]byte(s)) }
+
+// SaveJob stores a finished job (created if from is scan.StatusNew, else
+// updated with the compare-and-set of UpdateJob) and, if v is not nil,
+// its cached verdict, in one transaction: both or neither.
+func (s *Store) SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v *scan.CachedVerdict) error {
+	var jobFn writeFunc
+	var err error
+	if from == scan.StatusNew {
+		jobFn, err = s.createJobWrite(job)
+	} else {
+		jobFn, err = s.updateJobWrite(ctx, job, from)
+	}
+	if err != nil {
+		return err
+	}
+	var verdictFn writeFunc
+	if v != nil {
+		if verdictFn, err = s.putVerdictWrite(v); err != nil {
+			return err
+		}
+	}
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := jobFn(ctx, tx); err != nil {
+			return err
+		}
+		if verdictFn != nil {
+			return verdictFn(ctx, tx)
+		}
+		return nil
+	})
+}

@@ -69,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListJobsPaginationWhileWriting", testListJobsPaginationWhileWriting},
 		{"ListJobsInvalid", testListJobsInvalid},
 		{"VerdictCache", testVerdictCache},
+		{"SaveJob", testSaveJob},
+		{"SaveJobConcurrent", testSaveJobConcurrent},
 		{"VerdictCacheInvalid", testVerdictCacheInvalid},
 		{"CanceledContext", testCanceledContext},
 		{"Ping", testPing},
@@ -1000,5 +1002,112 @@ func testClose(t *testing.T, s store.Store) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// testSaveJob: a finished job and its cached verdict are stored together,
+// or not at all.
+func testSaveJob(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	cv := func(job *scan.Job, key string) *scan.CachedVerdict {
+		return &scan.CachedVerdict{SHA256: job.SHA256, EnginesKey: key, Verdict: scan.Infected,
+			Findings: []scan.Finding{{Engine: "e", Signature: "Sig"}}, JobID: job.ID, CreatedAt: now}
+	}
+	done := func(j *scan.Job) *scan.Job {
+		j.Status, j.Verdict, j.FinishedAt = scan.Done, scan.Infected, &now
+		j.Findings = []scan.Finding{{Engine: "e", Signature: "Sig"}}
+		return j
+	}
+
+	// New job with a verdict.
+	j1 := done(NewJob(scan.StatusNew, now))
+	if err := s.SaveJob(ctx, j1, scan.StatusNew, cv(j1, "k1")); err != nil {
+		t.Fatalf("SaveJob(new): %v", err)
+	}
+	if got, err := s.GetJob(ctx, j1.ID); err != nil || got.Verdict != scan.Infected || got.Status != scan.Done {
+		t.Errorf("GetJob: got %+v, %v", got, err)
+	}
+	if _, err := s.LookupVerdict(ctx, j1.SHA256, "k1"); err != nil {
+		t.Errorf("LookupVerdict after SaveJob: %v", err)
+	}
+	// Update of a running job, without a verdict to cache.
+	j2 := NewJob(scan.Running, now)
+	if err := s.CreateJob(ctx, j2); err != nil {
+		t.Fatal(err)
+	}
+	j2 = done(j2)
+	if err := s.SaveJob(ctx, j2, scan.Running, nil); err != nil {
+		t.Fatalf("SaveJob(update): %v", err)
+	}
+	// A failed compare-and-set stores neither the job nor the verdict.
+	j2.Error = "second writer"
+	err := s.SaveJob(ctx, j2, scan.Running, cv(j2, "k2"))
+	checkErr(t, "SaveJob(stale from)", err, store.ErrConflict)
+	if _, err := s.LookupVerdict(ctx, j2.SHA256, "k2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a conflicting SaveJob stored its verdict: %v", err)
+	}
+	if got, _ := s.GetJob(ctx, j2.ID); got.Error != "" {
+		t.Errorf("a conflicting SaveJob changed the job: %q", got.Error)
+	}
+	// A duplicate new job: conflict, nothing stored.
+	dup := *j1
+	err = s.SaveJob(ctx, &dup, scan.StatusNew, cv(&dup, "k3"))
+	checkErr(t, "SaveJob(duplicate)", err, store.ErrConflict)
+	if _, err := s.LookupVerdict(ctx, dup.SHA256, "k3"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a duplicate SaveJob stored its verdict: %v", err)
+	}
+	// Unknown job.
+	ghost := done(NewJob(scan.Running, now))
+	checkErr(t, "SaveJob(unknown)", s.SaveJob(ctx, ghost, scan.Running, nil), store.ErrNotFound)
+}
+
+// testSaveJobConcurrent: many writers at once (the group commit of an
+// embedded store) each get their own outcome.
+func testSaveJobConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	const n = 64
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	jobs := make([]*scan.Job, n)
+	for i := range n {
+		j := NewJob(scan.StatusNew, now)
+		j.Status, j.Verdict, j.FinishedAt = scan.Done, scan.Clean, &now
+		jobs[i] = j
+	}
+	// Every third job is saved twice: exactly one of the two must win.
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.SaveJob(ctx, jobs[i], scan.StatusNew, nil)
+		}()
+	}
+	dupErrs := make([]error, n)
+	for i := 0; i < n; i += 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := *jobs[i]
+			dupErrs[i] = s.SaveJob(ctx, &d, scan.StatusNew, nil)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		ok := errs[i] == nil
+		if i%3 == 0 {
+			okDup := dupErrs[i] == nil
+			if ok == okDup {
+				t.Errorf("job %d saved twice at once: got %v and %v, want exactly one success", i, errs[i], dupErrs[i])
+			}
+			continue
+		}
+		if !ok {
+			t.Errorf("job %d: %v", i, errs[i])
+		}
+		if _, err := s.GetJob(ctx, jobs[i].ID); err != nil {
+			t.Errorf("job %d not stored: %v", i, err)
+		}
 	}
 }

@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/lazaret/lazaret/internal/scan"
 	"github.com/lazaret/lazaret/internal/store"
@@ -235,4 +238,15 @@ func Page(jobs []*scan.Job, limit int) store.JobPage {
 		page.NextCursor = EncodeCursor(page.Jobs[limit-1].ID)
 	}
 	return page
+}
+
+// MinID returns the smallest job ID (ULID) that a job created at t can
+// have: t's millisecond with zero entropy. Times before the Unix epoch
+// give the smallest ID.
+func MinID(t time.Time) string {
+	var id ulid.ULID
+	if t.UnixMilli() > 0 {
+		_ = id.SetTime(ulid.Timestamp(t))
+	}
+	return id.String()
 }
