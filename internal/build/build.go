@@ -124,6 +124,11 @@ func (s *EngineSet) Status(ctx context.Context) []scan.EngineStatus {
 				st.Healthy, st.Error = false, err.Error()
 			}
 			st.Version = v
+			if d, ok := e.(scan.SignatureDater); ok && err == nil {
+				if t, err := d.SignaturesUpdated(ctx); err == nil && !t.IsZero() {
+					st.SignaturesUpdated = &t
+				}
+			}
 			out[i] = st
 		}()
 	}

@@ -32,6 +32,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Limits on signature files, so that a broken or hostile file cannot make
@@ -403,4 +404,28 @@ func (db *DB) Describe() string {
 		fmt.Fprintf(&sb, "%s=%d", k, counts[k])
 	}
 	return sb.String()
+}
+
+// ModTime returns the newest modification time of the regular files in a
+// signature folder (hidden files and subfolders aside): when its
+// signatures last changed, as far as the file system tells.
+func ModTime(dir string) (time.Time, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("clamsig: %w", err)
+	}
+	var newest time.Time
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		if fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+	}
+	return newest, nil
 }

@@ -117,6 +117,7 @@ var (
 	queueRedeliv   = prometheus.NewDesc("lazaret_queue_redelivered", "In-flight jobs delivered more than once.", nil, nil)
 	queueUp        = prometheus.NewDesc("lazaret_queue_up", "1 if the queue answered the last scrape.", nil, nil)
 	engineUpDesc   = prometheus.NewDesc("lazaret_engine_up", "1 if the engine answers.", []string{"engine", "type", "version"}, nil)
+	engineSigAge   = prometheus.NewDesc("lazaret_engine_signature_age_seconds", "Time since the engine's signatures last changed, where it knows.", []string{"engine"}, nil)
 )
 
 // queueCollector asks the queue at scrape time, so the numbers are never
@@ -145,7 +146,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 
 type engineCollector struct{ e EngineStatus }
 
-func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) { ch <- engineUpDesc }
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- engineUpDesc
+	ch <- engineSigAge
+}
 
 func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -156,5 +160,8 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(engineUpDesc, prometheus.GaugeValue, v, s.Name, s.Type, s.Version)
+		if s.SignaturesUpdated != nil {
+			ch <- prometheus.MustNewConstMetric(engineSigAge, prometheus.GaugeValue, time.Since(*s.SignaturesUpdated).Seconds(), s.Name)
+		}
 	}
 }

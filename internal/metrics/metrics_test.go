@@ -22,7 +22,8 @@ func (f fakeQueue) Stats(context.Context) (queue.Stats, error) {
 type fakeEngines struct{}
 
 func (fakeEngines) Status(context.Context) []scan.EngineStatus {
-	return []scan.EngineStatus{{Name: "clamav", Type: "clamd", Version: "ClamAV 1.4.6", Healthy: false}}
+	t := time.Now().Add(-time.Hour)
+	return []scan.EngineStatus{{Name: "clamav", Type: "clamd", Version: "ClamAV 1.4.6", Healthy: false, SignaturesUpdated: &t}}
 }
 
 func scrape(t *testing.T, m *Metrics) string {
@@ -59,6 +60,9 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("missing %s", want)
 		}
+	}
+	if !strings.Contains(out, `lazaret_engine_signature_age_seconds{engine="clamav"} 36`) {
+		t.Error("missing the signature age (about 3600 s)")
 	}
 	if out := scrape(t, New(fakeQueue{err: errors.New("down")}, nil)); !strings.Contains(out, "lazaret_queue_up 0\n") {
 		t.Error("queue down: lazaret_queue_up is not 0")

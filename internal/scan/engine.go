@@ -3,6 +3,7 @@ package scan
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // Engine scans samples. Implementations must be safe for concurrent use.
@@ -148,4 +149,15 @@ type EngineStatus struct {
 	Version string `json:"version"`
 	Healthy bool   `json:"healthy"`
 	Error   string `json:"error,omitempty"`
+	// SignaturesUpdated is when the engine's signatures last changed,
+	// if it knows.
+	SignaturesUpdated *time.Time `json:"signatures_updated,omitempty"`
+}
+
+// SignatureDater is implemented by engines that know when their
+// signatures last changed. A zero time with a nil error means unknown
+// (an engine with no signature folder, a clamd with only custom
+// databases and none given to lazaret).
+type SignatureDater interface {
+	SignaturesUpdated(ctx context.Context) (time.Time, error)
 }

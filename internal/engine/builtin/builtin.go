@@ -310,3 +310,12 @@ func result(matches []clamsig.Match) scan.Result {
 	}
 	return scan.Result{Verdict: scan.Infected, Findings: fs}
 }
+
+// SignaturesUpdated is when the signature folder last changed (zero
+// without a folder: the built-in EICAR signature has no age).
+func (e *Engine) SignaturesUpdated(ctx context.Context) (time.Time, error) {
+	if e.cfg.SignaturesDir == "" {
+		return time.Time{}, nil
+	}
+	return clamsig.ModTime(e.cfg.SignaturesDir)
+}

@@ -44,6 +44,7 @@ type Engine struct {
 	vmu       sync.Mutex
 	version   string // clamd's VERSION, without the date
 	versionAt time.Time
+	dbTime    time.Time // the date VERSION gave, if any
 	sigs      *sigState
 
 	// Counters, for tests and benchmarks.

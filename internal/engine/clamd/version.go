@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lazaret/lazaret/internal/clamsig"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -47,6 +48,7 @@ func (e *Engine) Version(ctx context.Context) (string, error) {
 			return "", err
 		}
 		e.version, e.versionAt = trimVersion(reply), now
+		e.dbTime = versionDate(reply)
 	}
 	if e.sigs == nil {
 		return e.version, nil
@@ -56,6 +58,42 @@ func (e *Engine) Version(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return e.version + "+sigs:" + d, nil
+}
+
+// versionDate parses the database date of "ClamAV 1.4.6/27480/Mon Nov 23
+// 09:00:00 2026"; zero when there is none (custom databases only).
+func versionDate(v string) time.Time {
+	parts := strings.SplitN(v, "/", 3)
+	if len(parts) < 3 {
+		return time.Time{}
+	}
+	t, err := time.Parse("Mon Jan _2 15:04:05 2006", strings.TrimSpace(parts[2]))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// SignaturesUpdated is when clamd's signatures last changed: the
+// official database's date from VERSION, or the signature folder's
+// newest file when one is configured, whichever is later.
+func (e *Engine) SignaturesUpdated(ctx context.Context) (time.Time, error) {
+	if _, err := e.Version(ctx); err != nil {
+		return time.Time{}, err
+	}
+	e.vmu.Lock()
+	t := e.dbTime
+	e.vmu.Unlock()
+	if e.cfg.SignaturesDir != "" {
+		ft, err := clamsig.ModTime(e.cfg.SignaturesDir)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if ft.After(t) {
+			t = ft
+		}
+	}
+	return t, nil
 }
 
 // trimVersion drops the database date from "ClamAV 1.4.6/27480/Mon Nov 23
