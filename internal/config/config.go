@@ -32,6 +32,14 @@ type Config struct {
 	Workers int    `yaml:"workers"`
 	Limits  Limits `yaml:"limits"`
 	Log     Log    `yaml:"log"`
+	// S3 is the object store that bucket scanning reads and acts on.
+	S3 S3 `yaml:"s3"`
+	// Buckets scopes bucket scanning; empty with S3 set means every
+	// bucket whose events arrive.
+	Buckets []Bucket `yaml:"buckets"`
+	Effects Effects  `yaml:"effects"`
+	Events  Events   `yaml:"events"`
+	Notify  Notify   `yaml:"notify"`
 	// Engines scan every sample. Empty means one builtin engine.
 	Engines []Engine `yaml:"engines"`
 }
@@ -78,6 +86,85 @@ type Token struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+}
+
+// S3 configures the S3 / MinIO client.
+type S3 struct {
+	// Endpoint is "https://minio:9000" (or http://).
+	Endpoint           string `yaml:"endpoint"`
+	AccessKey          string `yaml:"access_key"`
+	SecretKey          Secret `yaml:"secret_key"`
+	Region             string `yaml:"region"`
+	PathStyle          bool   `yaml:"path_style"`
+	CAFile             string `yaml:"ca_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Bucket scopes scanning in one bucket: keys and sizes outside the scope
+// are recorded and skipped.
+type Bucket struct {
+	Name            string   `yaml:"name"`
+	IncludePrefixes []string `yaml:"include_prefixes"`
+	ExcludePrefixes []string `yaml:"exclude_prefixes"`
+	IncludeSuffixes []string `yaml:"include_suffixes"`
+	ExcludeSuffixes []string `yaml:"exclude_suffixes"`
+	MinSize         ByteSize `yaml:"min_size"`
+	MaxSize         ByteSize `yaml:"max_size"`
+}
+
+// Effects says what a bucket scan does to the object.
+type Effects struct {
+	// Tag writes the verdict tags (merged with the object's own).
+	Tag bool `yaml:"tag"`
+	// TagKey names the status tag: lazaret-status, or bucket-av-scanner's
+	// "scanned" in its compatibility mode.
+	TagKey string `yaml:"tag_key"`
+	// TagPending tags objects "pending" as soon as their event arrives.
+	TagPending bool `yaml:"tag_pending"`
+	// OnInfected is delete, quarantine or tag.
+	OnInfected       string `yaml:"on_infected"`
+	QuarantineBucket string `yaml:"quarantine_bucket"`
+	QuarantinePrefix string `yaml:"quarantine_prefix"`
+}
+
+// Events configures where S3 event notifications come from.
+type Events struct {
+	AMQP *AMQPEvents `yaml:"amqp"`
+	NATS *NATSEvents `yaml:"nats"`
+}
+
+// AMQPEvents reads MinIO's AMQP target: a durable queue bound to an
+// exchange.
+type AMQPEvents struct {
+	URL        Secret `yaml:"url"`
+	Queue      string `yaml:"queue"`
+	Exchange   string `yaml:"exchange"`
+	RoutingKey string `yaml:"routing_key"`
+	Prefetch   int    `yaml:"prefetch"`
+}
+
+// NATSEvents reads MinIO's NATS (JetStream) target.
+type NATSEvents struct {
+	URL     Secret `yaml:"url"`
+	Stream  string `yaml:"stream"`
+	Subject string `yaml:"subject"`
+}
+
+// Notify configures result notifications.
+type Notify struct {
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one receiver of signed result notifications.
+type Webhook struct {
+	URL Secret `yaml:"url"`
+	// Secret signs bodies: X-Lazaret-Signature: sha256=<hmac>.
+	Secret Secret `yaml:"secret"`
+	// ReportClean sends clean results too (bucket-av-scanner's
+	// REPORT_CLEAN); results that are not clean are always sent.
+	ReportClean        bool   `yaml:"report_clean"`
+	CAFile             string `yaml:"ca_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 }
 
 // Limits bounds what is read.
@@ -158,6 +245,8 @@ func Default() Config {
 			EngineTimeout: 5 * time.Minute,
 		},
 		Log:     Log{Level: "info", Format: "text"},
+		Effects: Effects{Tag: true, TagKey: "lazaret-status", OnInfected: "delete"},
+		S3:      S3{PathStyle: true},
 		Workers: 4,
 		Queue:   Queue{AckWait: 30 * time.Second, MaxDeliveries: 5},
 	}
@@ -184,6 +273,9 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	}
 	if getenv == nil {
 		getenv = func(string) string { return "" }
+	}
+	if err := applyBucketAVScanner(&cfg, getenv); err != nil {
+		return cfg, err
 	}
 	if err := applyEnv(&cfg, getenv); err != nil {
 		return cfg, err
@@ -285,6 +377,35 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
+	}
+	switch c.Effects.OnInfected {
+	case "delete", "tag":
+	case "quarantine":
+		if c.Effects.QuarantineBucket == "" {
+			errs = append(errs, errors.New("effects.quarantine_bucket: required with on_infected: quarantine"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("effects.on_infected: %q is not one of delete, quarantine, tag", c.Effects.OnInfected))
+	}
+	if c.Effects.TagKey == "" {
+		errs = append(errs, errors.New("effects.tag_key: required"))
+	}
+	if len(c.Buckets) > 0 && c.S3.Endpoint == "" {
+		errs = append(errs, errors.New("s3.endpoint: required when buckets are configured"))
+	}
+	for i, b := range c.Buckets {
+		if b.Name == "" {
+			errs = append(errs, fmt.Errorf("buckets[%d].name: required", i))
+		}
+		if b.MaxSize > 0 && b.MinSize > b.MaxSize {
+			errs = append(errs, fmt.Errorf("buckets[%d].min_size: larger than max_size", i))
+		}
+	}
+	for i, w := range c.Notify.Webhooks {
+		u := w.URL.Reveal()
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			errs = append(errs, fmt.Errorf("notify.webhooks[%d].url: want an http(s) URL", i))
+		}
 	}
 	tokenNames := map[string]bool{}
 	for i, t := range c.Auth.Tokens {
