@@ -133,6 +133,13 @@ type Request struct {
 	// has the message delivered again. Workers leave it unset on the
 	// final attempt, which then stores the error as the verdict.
 	RequeueOnError bool
+	// Effects, if set, runs after the verdict is decided and before the
+	// job is stored: it acts on the verdict (S3 tags, delete, quarantine)
+	// and returns the actions done, which the job records. When it
+	// fails, the job is not stored as done: it goes back to queued (for
+	// a stored job) and Scan returns the error, so the work is retried;
+	// effects must therefore be idempotent.
+	Effects func(ctx context.Context, job *scan.Job) ([]string, error)
 }
 
 // ErrRequeued is returned when a job was put back in the queue; see
@@ -154,6 +161,23 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 		return job, err
 	}
 	cv := p.run(ctx, req, job)
+	var effectsErr error
+	if req.Effects != nil && job.Verdict != scan.Error {
+		actions, err := req.Effects(ctx, job)
+		job.Actions = append(job.Actions[:0], actions...)
+		if err != nil {
+			effectsErr = fmt.Errorf("pipeline: effects: %w", err)
+		}
+	}
+	if effectsErr != nil && from != scan.StatusNew {
+		job.Status, job.Verdict, job.Error = scan.Queued, "", effectsErr.Error()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := p.cfg.Store.UpdateJob(sctx, job, from); err != nil {
+			return job, fmt.Errorf("%w: requeue job %s: %w", ErrStore, job.ID, err)
+		}
+		return job, effectsErr
+	}
 	if req.RequeueOnError && from != scan.StatusNew && job.Verdict == scan.Error {
 		job.Status, job.Verdict = scan.Queued, ""
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -173,8 +197,11 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 		slog.String("job", job.ID), slog.String("name", job.Name), slog.String("sha256", job.SHA256),
 		slog.String("verdict", string(job.Verdict)), slog.String("reason", string(job.Reason)),
 		slog.Bool("cached", job.Cached), slog.Duration("duration", fin.Sub(start)))
+	if effectsErr != nil {
+		job.Error = effectsErr.Error()
+	}
 	if p.cfg.Store == nil {
-		return job, nil
+		return job, effectsErr
 	}
 	// Persist even if the caller's context ended: the work is done and a
 	// verdict is worth keeping. A short deadline of its own keeps a dead
@@ -182,9 +209,9 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err = p.cfg.Store.SaveJob(sctx, job, from, cv); err != nil {
-		return job, fmt.Errorf("%w: save job %s: %w", ErrStore, job.ID, err)
+		return job, errors.Join(fmt.Errorf("%w: save job %s: %w", ErrStore, job.ID, err), effectsErr)
 	}
-	return job, nil
+	return job, effectsErr
 }
 
 // begin prepares the job and, for a stored one, marks it running. It

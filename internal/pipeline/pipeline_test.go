@@ -178,3 +178,28 @@ func TestInputFailures(t *testing.T) {
 type errorReader struct{ err error }
 
 func (e errorReader) Read([]byte) (int, error) { return 0, e.err }
+
+func TestEffects(t *testing.T) {
+	infected := func(context.Context, scan.Sample) (scan.Result, error) {
+		return scan.Result{Verdict: scan.Infected, Findings: []scan.Finding{{Signature: "Bad"}}}, nil
+	}
+	p, err := New(Config{Engines: []scan.Engine{eng("a", infected)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saw scan.Verdict
+	job, err := p.Scan(context.Background(), Request{Body: strings.NewReader("x"), Size: -1,
+		Effects: func(ctx context.Context, j *scan.Job) ([]string, error) {
+			saw = j.Verdict
+			return []string{"tagged", "deleted"}, nil
+		}})
+	if err != nil || saw != scan.Infected || strings.Join(job.Actions, ",") != "tagged,deleted" {
+		t.Errorf("got %v, saw %s, actions %v", err, saw, job.Actions)
+	}
+	boom := errors.New("s3 down")
+	job, err = p.Scan(context.Background(), Request{Body: strings.NewReader("x"), Size: -1,
+		Effects: func(ctx context.Context, j *scan.Job) ([]string, error) { return []string{"tagged"}, boom }})
+	if !errors.Is(err, boom) || job.Verdict != scan.Infected || !strings.Contains(job.Error, "s3 down") {
+		t.Errorf("failing effects: got %v, job %+v", err, job)
+	}
+}
