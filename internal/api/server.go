@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/lazaret/lazaret/internal/bucket"
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/queue"
 	"github.com/lazaret/lazaret/internal/scan"
@@ -47,6 +48,11 @@ type Blobs interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// Events takes S3 event notifications (MinIO's webhook target).
+type Events interface {
+	Handle(ctx context.Context, body []byte) (bucket.Outcome, error)
+}
+
 // Engines reports the engines' versions and health.
 type Engines interface {
 	Status(ctx context.Context) []scan.EngineStatus
@@ -61,6 +67,8 @@ type Config struct {
 	Queue   Publisher
 	Blobs   Blobs
 	Engines Engines
+	// Events, if set, serves POST /v1/events/s3.
+	Events Events
 	// Tokens enable bearer authentication; none means every request is
 	// allowed (the caller binds loopback only).
 	Tokens []Token
@@ -129,6 +137,7 @@ var routeTable = []route{
 	{"GET /v1/jobs/{id}/report", RoleRead, fn(func(s *Server) handlerFunc { return s.getReport })},
 	{"GET /v1/verdicts/{sha256}", RoleRead, fn(func(s *Server) handlerFunc { return s.getVerdict })},
 	{"GET /v1/engines", RoleRead, fn(func(s *Server) handlerFunc { return s.getEngines })},
+	{"POST /v1/events/s3", RoleSubmit, fn(func(s *Server) handlerFunc { return s.postS3Events })},
 	{"POST /{engine}/upload", RoleSubmit, fn(func(s *Server) handlerFunc { return s.menagerieUpload })},
 	{"GET /result/{id}", RoleRead, fn(func(s *Server) handlerFunc { return s.menagerieResult })},
 	{"GET /link/{id}", RoleRead, fn(func(s *Server) handlerFunc { return s.menagerieLink })},
