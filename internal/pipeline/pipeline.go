@@ -161,35 +161,23 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 		return job, err
 	}
 	cv := p.run(ctx, req, job)
+	if req.RequeueOnError && from != scan.StatusNew && job.Verdict == scan.Error {
+		return job, p.requeue(ctx, job, from, ErrRequeued)
+	}
+	fin := p.now().UTC()
+	job.Status = scan.Done
+	job.FinishedAt = &fin
 	var effectsErr error
 	if req.Effects != nil && job.Verdict != scan.Error {
 		actions, err := req.Effects(ctx, job)
 		job.Actions = append(job.Actions[:0], actions...)
 		if err != nil {
 			effectsErr = fmt.Errorf("pipeline: effects: %w", err)
+			if from != scan.StatusNew {
+				return job, p.requeue(ctx, job, from, effectsErr)
+			}
 		}
 	}
-	if effectsErr != nil && from != scan.StatusNew {
-		job.Status, job.Verdict, job.Error = scan.Queued, "", effectsErr.Error()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := p.cfg.Store.UpdateJob(sctx, job, from); err != nil {
-			return job, fmt.Errorf("%w: requeue job %s: %w", ErrStore, job.ID, err)
-		}
-		return job, effectsErr
-	}
-	if req.RequeueOnError && from != scan.StatusNew && job.Verdict == scan.Error {
-		job.Status, job.Verdict = scan.Queued, ""
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := p.cfg.Store.UpdateJob(sctx, job, from); err != nil {
-			return job, fmt.Errorf("%w: requeue job %s: %w", ErrStore, job.ID, err)
-		}
-		return job, ErrRequeued
-	}
-	fin := p.now().UTC()
-	job.Status = scan.Done
-	job.FinishedAt = &fin
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.ScanDone(job, fin.Sub(start))
 	}
@@ -212,6 +200,21 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 		return job, errors.Join(fmt.Errorf("%w: save job %s: %w", ErrStore, job.ID, err), effectsErr)
 	}
 	return job, effectsErr
+}
+
+// requeue puts a stored job back in the queue with why, and returns why
+// (or the store's error).
+func (p *Pipeline) requeue(ctx context.Context, job *scan.Job, from scan.Status, why error) error {
+	job.Status, job.Verdict, job.FinishedAt = scan.Queued, "", nil
+	if !errors.Is(why, ErrRequeued) { // an engine's error is already in job.Error
+		job.Error = why.Error()
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := p.cfg.Store.UpdateJob(sctx, job, from); err != nil {
+		return fmt.Errorf("%w: requeue job %s: %w", ErrStore, job.ID, err)
+	}
+	return why
 }
 
 // begin prepares the job and, for a stored one, marks it running. It

@@ -17,6 +17,8 @@ import (
 
 	"github.com/lazaret/lazaret/internal/api"
 	"github.com/lazaret/lazaret/internal/blob"
+	"github.com/lazaret/lazaret/internal/bucket"
+	"github.com/lazaret/lazaret/internal/bucket/amqpin"
 	"github.com/lazaret/lazaret/internal/build"
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/metrics"
@@ -49,6 +51,7 @@ type App struct {
 	ln      net.Listener
 
 	stopWorkers context.CancelFunc
+	stopIntakes []context.CancelFunc
 	wg          sync.WaitGroup
 	errc        chan error
 	closeOnce   sync.Once
@@ -96,6 +99,26 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 	if err != nil {
 		return nil, err
 	}
+	objects, err := build.Objects(ctx, cfg, log.With("part", "s3"))
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
+	}
+	notifier, err := build.Notifier(cfg, log.With("part", "notify"))
+	if err != nil {
+		return nil, err
+	}
+	var intake *bucket.Intake
+	if objects != nil {
+		bc := bucket.Config{Jobs: a.store, Queue: a.queue, Buckets: cfg.Buckets,
+			QuarantineBucket: cfg.Effects.QuarantineBucket, QuarantinePrefix: cfg.Effects.QuarantinePrefix,
+			Logger: log.With("part", "bucket")}
+		if cfg.Effects.TagPending {
+			bc.Pending = objects
+		}
+		if intake, err = bucket.New(bc); err != nil {
+			return nil, err
+		}
+	}
 	m := metrics.New(a.queue, a.engines)
 	p, err := pipeline.New(pipeline.Config{
 		Engines:       a.engines.List(),
@@ -112,8 +135,12 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 	}
 
 	if opts.Workers {
-		w, err := worker.New(worker.Config{Queue: a.queue, Jobs: a.store, Blobs: blobs, Pipeline: p,
-			Concurrency: cfg.Workers, Logger: log.With("part", "worker")})
+		wc := worker.Config{Queue: a.queue, Jobs: a.store, Blobs: blobs, Pipeline: p, Notify: notifier,
+			Concurrency: cfg.Workers, Logger: log.With("part", "worker")}
+		if objects != nil {
+			wc.Objects = objects
+		}
+		w, err := worker.New(wc)
 		if err != nil {
 			return nil, err
 		}
@@ -128,12 +155,33 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}()
 	}
 
+	if intake != nil && cfg.Events.AMQP != nil {
+		ec := cfg.Events.AMQP
+		ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopIntakes = append(a.stopIntakes, cancel)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			err := amqpin.Run(ectx, amqpin.Config{URL: ec.URL.Reveal(), Queue: ec.Queue, Exchange: ec.Exchange,
+				RoutingKey: ec.RoutingKey, Prefetch: ec.Prefetch}, intake, log.With("part", "events"))
+			if err != nil {
+				a.errc <- fmt.Errorf("amqp events: %w", err)
+			}
+		}()
+	} else if cfg.Events.AMQP != nil {
+		return nil, errors.New("events.amqp: bucket scanning needs s3.endpoint")
+	}
+
 	if opts.HTTP {
-		h, err := api.New(api.Config{
+		ac := api.Config{
 			Scanner: p, Jobs: a.store, Queue: a.queue, Blobs: blobs, Engines: a.engines,
 			Tokens: tokens, MaxBodySize: int64(cfg.Limits.MaxSize) + 1<<20,
 			Metrics: m.Handler(), Console: opts.Console, Observe: m.ObserveHTTP, Logger: log.With("part", "api"),
-		})
+		}
+		if intake != nil {
+			ac.Events = intake
+		}
+		h, err := api.New(ac)
 		if err != nil {
 			return nil, err
 		}
@@ -186,6 +234,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
+	// Intakes first: no new events while the workers drain.
+	for _, stop := range a.stopIntakes {
+		stop()
+	}
 	if a.stopWorkers != nil {
 		a.stopWorkers()
 	}
@@ -207,6 +259,9 @@ func (a *App) close() error {
 			a.httpSrv.Close()
 		} else if a.ln != nil {
 			a.ln.Close()
+		}
+		for _, stop := range a.stopIntakes {
+			stop()
 		}
 		if a.stopWorkers != nil {
 			a.stopWorkers()

@@ -40,3 +40,16 @@ func Postgres(t testing.TB) string {
 	}
 	return u
 }
+
+// EnvAMQP names a RabbitMQ for tests: amqp://user:pass@127.0.0.1:5672/.
+const EnvAMQP = "LAZARET_TEST_AMQP"
+
+// AMQP returns the RabbitMQ URL from LAZARET_TEST_AMQP.
+func AMQP(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(EnvAMQP)
+	if u == "" {
+		Require(t, "RabbitMQ ($"+EnvAMQP+")")
+	}
+	return u
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lazaret/lazaret/internal/blob"
+	"github.com/lazaret/lazaret/internal/objstore"
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/queue"
 	"github.com/lazaret/lazaret/internal/scan"
@@ -43,12 +44,26 @@ type Scanner interface {
 	Scan(ctx context.Context, req pipeline.Request) (*scan.Job, error)
 }
 
+// Objects reads S3 objects and acts on their verdicts.
+type Objects interface {
+	Open(ctx context.Context, bucket, key, versionID, etag string) (io.ReadCloser, objstore.Info, error)
+	Apply(ctx context.Context, bucket, key, versionID string, job *scan.Job) ([]string, error)
+}
+
 // Config configures a Worker.
 type Config struct {
 	Queue    Consumer
 	Jobs     Jobs
 	Blobs    Blobs
 	Pipeline Scanner
+	// Objects serves jobs from buckets (Source.Kind "s3"); without it
+	// they end as errors.
+	Objects Objects
+	// Notify, if set, is told about every finished job before its
+	// message is acknowledged; an error has the message delivered
+	// again, so it must be idempotent (webhook delivery IDs are stable
+	// per job).
+	Notify func(ctx context.Context, job *scan.Job) error
 	// Concurrency is how many jobs run at once; 0 means 4.
 	Concurrency int
 	// SoftStop is how long running jobs may finish after Run's context
@@ -117,26 +132,54 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) error {
 		return fmt.Errorf("worker: get job: %w", err)
 	}
 	if job.Status == scan.Done {
-		// Another delivery already finished it.
-		w.cfg.Blobs.Delete(ctx, job.ID)
-		return nil
+		// Another delivery finished it, or this one did and then failed
+		// to notify or to acknowledge: finish the tail again (both are
+		// idempotent).
+		if job.Source.Kind != "s3" {
+			w.cfg.Blobs.Delete(ctx, job.ID)
+		}
+		return w.notify(ctx, job)
 	}
-	body, err := w.cfg.Blobs.Open(ctx, job.ID)
-	if errors.Is(err, blob.ErrNotFound) {
-		return w.fail(ctx, job, scan.ReasonNotFound, "the job's sample is no longer stored")
+	req := pipeline.Request{Job: job, Name: job.Name, Size: job.Size, Source: job.Source, RequeueOnError: !m.Final}
+	if job.Source.Kind == "s3" {
+		src := job.Source
+		if w.cfg.Objects == nil {
+			return w.finish(ctx, job, scan.Error, scan.ReasonUnsupported, "bucket scanning is not configured on this worker")
+		}
+		body, _, err := w.cfg.Objects.Open(ctx, src.Bucket, src.Key, src.VersionID, src.ETag)
+		switch {
+		case errors.Is(err, objstore.ErrNotFound):
+			return w.finishNotify(ctx, job, scan.Skipped, scan.ReasonNotFound, "the object no longer exists")
+		case errors.Is(err, objstore.ErrChanged):
+			return w.finishNotify(ctx, job, scan.Skipped, scan.ReasonNotFound, "the object changed since its event; the new version has its own")
+		case errors.Is(err, objstore.ErrAccessDenied) && m.Final:
+			return w.finishNotify(ctx, job, scan.Error, scan.ReasonAccessDenied, err.Error())
+		case err != nil:
+			return fmt.Errorf("worker: open object: %w", err)
+		}
+		defer body.Close()
+		req.Body = body
+		req.Effects = func(ctx context.Context, j *scan.Job) ([]string, error) {
+			return w.cfg.Objects.Apply(ctx, src.Bucket, src.Key, src.VersionID, j)
+		}
+	} else {
+		body, err := w.cfg.Blobs.Open(ctx, job.ID)
+		if errors.Is(err, blob.ErrNotFound) {
+			return w.finish(ctx, job, scan.Error, scan.ReasonNotFound, "the job's sample is no longer stored")
+		}
+		if err != nil {
+			return fmt.Errorf("worker: open sample: %w", err)
+		}
+		defer body.Close()
+		req.Body = body
 	}
-	if err != nil {
-		return fmt.Errorf("worker: open sample: %w", err)
-	}
-	defer body.Close()
-	_, err = w.cfg.Pipeline.Scan(ctx, pipeline.Request{
-		Job: job, Name: job.Name, Body: body, Size: job.Size, Source: job.Source,
-		RequeueOnError: !m.Final,
-	})
+	done, err := w.cfg.Pipeline.Scan(ctx, req)
 	switch {
 	case err == nil:
-		w.cfg.Blobs.Delete(context.WithoutCancel(ctx), job.ID)
-		return nil
+		if job.Source.Kind != "s3" {
+			w.cfg.Blobs.Delete(context.WithoutCancel(ctx), job.ID)
+		}
+		return w.notify(ctx, done)
 	case errors.Is(err, store.ErrConflict):
 		// Someone else moved the job on: done means a presumed-dead
 		// worker finished after all, anything else is theirs to finish.
@@ -148,13 +191,32 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) error {
 	return fmt.Errorf("worker: %w", err)
 }
 
-// fail closes a job that cannot be scanned as an error.
-func (w *Worker) fail(ctx context.Context, job *scan.Job, reason scan.Reason, msg string) error {
+// finish closes a job that cannot be scanned, with a verdict that is not
+// clean.
+func (w *Worker) finish(ctx context.Context, job *scan.Job, v scan.Verdict, reason scan.Reason, msg string) error {
 	from := job.Status
 	fin := time.Now().UTC()
-	job.Status, job.Verdict, job.Reason, job.Error, job.FinishedAt = scan.Done, scan.Error, reason, msg, &fin
+	job.Status, job.Verdict, job.Reason, job.Error, job.FinishedAt = scan.Done, v, reason, msg, &fin
 	if err := w.cfg.Jobs.UpdateJob(ctx, job, from); err != nil && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("worker: record failure: %w", err)
+	}
+	return nil
+}
+
+// finishNotify closes the job and tells the systems that care.
+func (w *Worker) finishNotify(ctx context.Context, job *scan.Job, v scan.Verdict, reason scan.Reason, msg string) error {
+	if err := w.finish(ctx, job, v, reason, msg); err != nil {
+		return err
+	}
+	return w.notify(ctx, job)
+}
+
+func (w *Worker) notify(ctx context.Context, job *scan.Job) error {
+	if w.cfg.Notify == nil {
+		return nil
+	}
+	if err := w.cfg.Notify(ctx, job); err != nil {
+		return fmt.Errorf("worker: notify: %w", err)
 	}
 	return nil
 }

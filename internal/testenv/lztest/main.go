@@ -4,10 +4,13 @@
 //	lztest sigs DIR          write the test signature database into DIR
 //	lztest free-port         print a free TCP port on 127.0.0.1
 //	lztest wait-clamd PORT   wait (up to 60 s) until clamd on 127.0.0.1:PORT answers PING
+//	lztest wait-amqp PORT    wait (up to 90 s) until RabbitMQ on 127.0.0.1:PORT answers the AMQP header
 package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -36,6 +39,22 @@ func run(args []string) error {
 		}
 		fmt.Println(p)
 		return nil
+	case args[0] == "wait-amqp" && len(args) == 2:
+		port, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			err := pingAMQP(port)
+			if err == nil {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("rabbitmq on port %d: %w", port, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
 	case args[0] == "wait-clamd" && len(args) == 2:
 		port, err := strconv.Atoi(args[1])
 		if err != nil {
@@ -54,4 +73,26 @@ func run(args []string) error {
 		}
 	}
 	return fmt.Errorf("unknown command %q", args)
+}
+
+// pingAMQP sends the AMQP 0-9-1 protocol header and expects a frame back
+// (connection.start, frame type 1).
+func pingAMQP(port int) error {
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Write([]byte("AMQP\x00\x00\x09\x01")); err != nil {
+		return err
+	}
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(conn, b); err != nil {
+		return err
+	}
+	if b[0] != 1 {
+		return fmt.Errorf("unexpected frame type %d", b[0])
+	}
+	return nil
 }

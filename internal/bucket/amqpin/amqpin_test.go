@@ -1,0 +1,113 @@
+package amqpin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/lazaret/lazaret/internal/bucket"
+	"github.com/lazaret/lazaret/internal/testenv"
+)
+
+// recorder is a handler that fails the first delivery of "flaky" with a
+// transient error, treats "bad" as malformed, and records the rest.
+type recorder struct {
+	mu      sync.Mutex
+	bodies  []string
+	flakyed bool
+}
+
+func (r *recorder) Handle(_ context.Context, body []byte) (bucket.Outcome, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch string(body) {
+	case "bad":
+		return bucket.Outcome{}, fmt.Errorf("%w: not JSON", bucket.ErrMalformed)
+	case "flaky":
+		if !r.flakyed {
+			r.flakyed = true
+			return bucket.Outcome{}, errors.New("store down")
+		}
+	}
+	r.bodies = append(r.bodies, string(body))
+	return bucket.Outcome{Queued: 1}, nil
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.bodies...)
+}
+
+func TestConsume(t *testing.T) {
+	url := testenv.AMQP(t)
+	name := fmt.Sprintf("lz-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	cfg := Config{URL: url, Queue: name, Exchange: name + ".x", RoutingKey: "bucket_notifications"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := &recorder{}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, rec, nil) }()
+
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, _ := conn.Channel()
+	defer func() {
+		ch.QueueDelete(name, false, false, false)
+		ch.QueueDelete(name+DeadLetterSuffix, false, false, false)
+		ch.ExchangeDelete(name+".x", false, false)
+	}()
+	// Wait for the consumer to declare and bind.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		if err == nil && q.Consumers == 1 {
+			break
+		}
+		if err != nil {
+			ch, _ = conn.Channel()
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("consumer never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, body := range []string{"one", "bad", "flaky", "two"} {
+		err := ch.PublishWithContext(ctx, name+".x", "bucket_notifications", false, false,
+			amqp.Publishing{Body: []byte(body), DeliveryMode: amqp.Persistent})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for len(rec.got()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := fmt.Sprint(rec.got())
+	if got != "[one two flaky]" && got != "[one flaky two]" {
+		t.Errorf("handled %s, want one, two and flaky (after its retry)", got)
+	}
+	dead, err := ch.QueueDeclarePassive(name+DeadLetterSuffix, true, false, false, false, nil)
+	if err != nil || dead.Messages != 1 {
+		t.Errorf("dead-letter queue: %+v, %v; want the malformed message", dead, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := redact("amqp://user:secret@host:5672/"); got != "amqp://user:xxxxx@host:5672/" {
+		t.Errorf("got %s", got)
+	}
+}

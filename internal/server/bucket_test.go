@@ -1,0 +1,207 @@
+package server
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/notification"
+	"github.com/minio/minio-go/v7/pkg/tags"
+
+	"github.com/lazaret/lazaret/internal/config"
+	"github.com/lazaret/lazaret/internal/notify"
+	"github.com/lazaret/lazaret/internal/testenv"
+)
+
+// receiver is a webhook receiver that checks signatures and keeps one
+// delivery per delivery ID, as a real receiver would.
+type receiver struct {
+	secret string
+	mu     sync.Mutex
+	got    map[string]map[string]any
+	bad    int
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	sig := r.Header.Get(notify.SignatureHeader)
+	if (rc.secret == "" && sig != "") || (rc.secret != "" && !notify.Verify([]byte(rc.secret), body, sig)) {
+		rc.bad++
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var m map[string]any
+	json.Unmarshal(body, &m)
+	rc.got[r.Header.Get(notify.DeliveryHeader)] = m
+}
+
+func (rc *receiver) byKey() map[string]map[string]any {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	out := map[string]map[string]any{}
+	for _, m := range rc.got {
+		src, _ := m["source"].(map[string]any)
+		if k, ok := src["key"].(string); ok {
+			out[k] = m
+		}
+	}
+	return out
+}
+
+func zipped(t *testing.T, name string, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create(name)
+	w.Write(data)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// TestBucketScanningWebhookTarget: MinIO publishes object events to
+// lazaret's webhook route; lazaret scans each object once with clamd,
+// merges its tags, deletes what is infected, and posts signed results.
+func TestBucketScanningWebhookTarget(t *testing.T) {
+	clamdAddr := testenv.ClamdAddr(t)
+	lport, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mio := testenv.StartMinIO(t, map[string]string{
+		"MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY":    "on",
+		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_PRIMARY":  fmt.Sprintf("http://127.0.0.1:%d/v1/events/s3", lport),
+		"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_PRIMARY": t.TempDir(),
+	})
+	rc := &receiver{secret: "hook-secret", got: map[string]map[string]any{}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+
+	cfg := config.Default()
+	cfg.Listen, cfg.DataDir = fmt.Sprintf("127.0.0.1:%d", lport), t.TempDir()
+	cfg.Log.Level = "warn"
+	cfg.Engines = []config.Engine{{Name: "clamav", Type: config.TypeClamd, Address: clamdAddr, Timeout: 30 * time.Second}}
+	cfg.S3 = config.S3{Endpoint: mio.Endpoint, AccessKey: mio.User, SecretKey: config.Secret(mio.Password), PathStyle: true}
+	cfg.Buckets = []config.Bucket{{Name: "uploads", IncludePrefixes: []string{"incoming/"}}}
+	cfg.Notify.Webhooks = []config.Webhook{{URL: config.Secret(hook.URL), Secret: "hook-secret", ReportClean: true}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Start(context.Background(), cfg, Options{HTTP: true, Workers: true,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	}()
+
+	ctx := context.Background()
+	mc, err := minio.New(strings.TrimPrefix(mio.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(mio.User, mio.Password, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.MakeBucket(ctx, "uploads", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	arn, _ := notification.NewArnFromString("arn:minio:sqs::PRIMARY:webhook")
+	qc := notification.NewConfig(arn)
+	qc.AddEvents(notification.ObjectCreatedAll) // as bucket-av-scanner subscribes: tag writes included
+	nc := notification.Configuration{}
+	nc.AddQueue(qc)
+	if err := mc.SetBucketNotification(ctx, "uploads", nc); err != nil {
+		t.Fatal(err)
+	}
+
+	userTags, _ := tags.NewTags(map[string]string{"team": "a", "project": "b", "tier": "c"}, true)
+	objects := map[string][]byte{
+		"incoming/clean file é.txt": []byte("nothing to see here"),
+		"incoming/eicar.com":        testenv.EICAR,
+		"incoming/nested.zip":       zipped(t, "eicar.com", testenv.EICAR),
+		"incoming/empty":            {},
+		"elsewhere/eicar.com":       testenv.EICAR, // out of scope: left alone
+	}
+	for key, data := range objects {
+		opts := minio.PutObjectOptions{}
+		if strings.HasPrefix(key, "incoming/clean") {
+			opts.UserTags = userTags.ToMap()
+		}
+		if _, err := mc.PutObject(ctx, "uploads", key, bytes.NewReader(data), int64(len(data)), opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) && len(rc.byKey()) < 4 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := rc.byKey()
+	for key, want := range map[string]string{
+		"incoming/clean file é.txt": "clean", "incoming/eicar.com": "infected",
+		"incoming/nested.zip": "infected", "incoming/empty": "clean",
+	} {
+		if v := got[key]["verdict"]; v != want {
+			t.Errorf("%s: notified verdict %v, want %s", key, v, want)
+		}
+		if e := got[key]["event"]; e != notify.EventScanCompleted {
+			t.Errorf("%s: event %v", key, e)
+		}
+	}
+	if _, ok := got["elsewhere/eicar.com"]; ok {
+		t.Error("an out-of-scope object was scanned")
+	}
+	if rc.bad != 0 {
+		t.Errorf("%d deliveries had bad signatures", rc.bad)
+	}
+
+	// Clean: tags merged with the user's three.
+	tg, err := mc.GetObjectTagging(ctx, "uploads", "incoming/clean file é.txt", minio.GetObjectTaggingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tg.ToMap()
+	if m["lazaret-status"] != "clean" || m["team"] != "a" || m["project"] != "b" || m["tier"] != "c" {
+		t.Errorf("clean object tags: %v", m)
+	}
+	// Infected: deleted (bucket-av-scanner's default).
+	for _, key := range []string{"incoming/eicar.com", "incoming/nested.zip"} {
+		if _, err := mc.StatObject(ctx, "uploads", key, minio.StatObjectOptions{}); err == nil {
+			t.Errorf("%s: still there, want deleted", key)
+		}
+	}
+	if _, err := mc.StatObject(ctx, "uploads", "elsewhere/eicar.com", minio.StatObjectOptions{}); err != nil {
+		t.Errorf("out-of-scope object: %v", err)
+	}
+
+	// lazaret's own tag writes fired PutTagging events: none became a job.
+	time.Sleep(time.Second)
+	c := &client{t: t, base: "http://" + a.Addr()}
+	jobs := listAll(t, c)
+	if len(jobs) != 4 {
+		t.Errorf("got %d jobs, want 4 (one per in-scope object, none for tag writes)", len(jobs))
+	}
+	for _, j := range jobs {
+		if j.Source.Kind != "s3" || j.Source.Bucket != "uploads" {
+			t.Errorf("job source %+v", j.Source)
+		}
+		if j.Verdict == "infected" && strings.Join(j.Actions, ",") != "tagged,deleted" {
+			t.Errorf("%s: actions %v, want tagged,deleted", j.Source.Key, j.Actions)
+		}
+	}
+}
