@@ -61,7 +61,8 @@ func StartMinIO(t testing.TB, env map[string]string) *MinIO {
 		t.Fatal(err)
 	}
 	m := &MinIO{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), User: "lazaret-admin", Password: "lazaret-secret-0123", done: make(chan struct{})}
-	m.cmd = exec.Command(bin, "server", t.TempDir(), "--quiet",
+	// A certs folder of its own: one in ~/.minio/certs would silently turn on TLS.
+	m.cmd = exec.Command(bin, "server", t.TempDir(), "--quiet", "--certs-dir", t.TempDir(),
 		"--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", cport))
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "MINIO_") {
