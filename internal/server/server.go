@@ -19,6 +19,7 @@ import (
 	"github.com/lazaret/lazaret/internal/blob"
 	"github.com/lazaret/lazaret/internal/bucket"
 	"github.com/lazaret/lazaret/internal/bucket/amqpin"
+	"github.com/lazaret/lazaret/internal/bucket/natsin"
 	"github.com/lazaret/lazaret/internal/build"
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/metrics"
@@ -170,6 +171,22 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}()
 	} else if cfg.Events.AMQP != nil {
 		return nil, errors.New("events.amqp: bucket scanning needs s3.endpoint")
+	}
+	if intake != nil && cfg.Events.NATS != nil {
+		ec := cfg.Events.NATS
+		ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopIntakes = append(a.stopIntakes, cancel)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			err := natsin.Run(ectx, natsin.Config{URL: ec.URL.Reveal(), Stream: ec.Stream, Subject: ec.Subject},
+				intake, log.With("part", "events"))
+			if err != nil {
+				a.errc <- fmt.Errorf("nats events: %w", err)
+			}
+		}()
+	} else if cfg.Events.NATS != nil {
+		return nil, errors.New("events.nats: bucket scanning needs s3.endpoint")
 	}
 
 	if opts.HTTP {

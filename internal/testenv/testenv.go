@@ -53,3 +53,16 @@ func AMQP(t testing.TB) string {
 	}
 	return u
 }
+
+// EnvNATS names a NATS server with JetStream for tests: nats://127.0.0.1:4222.
+const EnvNATS = "LAZARET_TEST_NATS"
+
+// NATS returns the NATS URL from LAZARET_TEST_NATS.
+func NATS(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(EnvNATS)
+	if u == "" {
+		Require(t, "NATS with JetStream ($"+EnvNATS+")")
+	}
+	return u
+}

@@ -1,0 +1,119 @@
+// Package natsin reads S3 / MinIO event notifications from NATS
+// JetStream — MinIO's NATS target with JetStream on — and hands each
+// message to the bucket intake. A message is acknowledged only after the
+// intake has queued its jobs; one that can never be handled (malformed
+// JSON) is terminated, and the consumer goes on.
+package natsin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lazaret/lazaret/internal/bucket"
+)
+
+// Handler takes one notification body.
+type Handler interface {
+	Handle(ctx context.Context, body []byte) (bucket.Outcome, error)
+}
+
+// Config says where the events are.
+type Config struct {
+	URL string
+	// Stream holds the events; it is created (file storage, capturing
+	// Subject) when it does not exist. Default "MINIO_EVENTS".
+	Stream string
+	// Subject is MinIO's MINIO_NOTIFY_NATS_SUBJECT.
+	Subject string
+	// Durable names the consumer; default "lazaret-events".
+	Durable string
+}
+
+// Run consumes until ctx ends; it returns nil then. The NATS client
+// reconnects by itself when the server goes away.
+func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.URL == "" || cfg.Subject == "" {
+		return errors.New("natsin: url and subject are required")
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = "MINIO_EVENTS"
+	}
+	if cfg.Durable == "" {
+		cfg.Durable = "lazaret-events"
+	}
+	nc, err := nats.Connect(cfg.URL, nats.Name("lazaret-events"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return fmt.Errorf("natsin: connect: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("natsin: jetstream: %w", err)
+	}
+	var cons jetstream.Consumer
+	// The server may still be starting: retry setup until it answers.
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		cons, err = setup(ctx, js, cfg)
+		if err == nil {
+			break
+		}
+		log.LogAttrs(ctx, slog.LevelWarn, "event stream not ready; retrying", slog.String("error", err.Error()))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		_, err := h.Handle(ctx, msg.Data())
+		switch {
+		case err == nil:
+			msg.Ack()
+		case errors.Is(err, bucket.ErrMalformed):
+			log.LogAttrs(ctx, slog.LevelWarn, "malformed event terminated", slog.String("error", err.Error()))
+			msg.Term()
+		default:
+			log.LogAttrs(ctx, slog.LevelWarn, "event will be retried", slog.String("error", err.Error()))
+			msg.NakWithDelay(time.Second)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("natsin: consume: %w", err)
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "consuming S3 events", slog.String("stream", cfg.Stream), slog.String("subject", cfg.Subject))
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	return nil
+}
+
+func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, error) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	stream, err := js.Stream(sctx, cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		stream, err = js.CreateStream(sctx, jetstream.StreamConfig{
+			Name: cfg.Stream, Subjects: []string{cfg.Subject}, Storage: jetstream.FileStorage,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsin: stream %s: %w", cfg.Stream, err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(sctx, jetstream.ConsumerConfig{
+		Durable: cfg.Durable, FilterSubject: cfg.Subject, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Minute, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsin: consumer %s: %w", cfg.Durable, err)
+	}
+	return cons, nil
+}

@@ -1,0 +1,98 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/notification"
+
+	"github.com/lazaret/lazaret/internal/config"
+	"github.com/lazaret/lazaret/internal/scan"
+	"github.com/lazaret/lazaret/internal/testenv"
+)
+
+// TestBucketScanningNATS: MinIO's NATS target with JetStream on; lazaret
+// creates the stream, consumes it and quarantines what is infected.
+func TestBucketScanningNATS(t *testing.T) {
+	natsURL := testenv.NATS(t)
+	u, _ := url.Parse(natsURL)
+	subject := fmt.Sprintf("lz.events.%d.%d", os.Getpid(), time.Now().UnixNano())
+	mio := testenv.StartMinIO(t, map[string]string{
+		"MINIO_NOTIFY_NATS_ENABLE_PRIMARY":    "on",
+		"MINIO_NOTIFY_NATS_ADDRESS_PRIMARY":   u.Host,
+		"MINIO_NOTIFY_NATS_SUBJECT_PRIMARY":   subject,
+		"MINIO_NOTIFY_NATS_JETSTREAM_PRIMARY": "on",
+	})
+	cfg := config.Default()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	cfg.Log.Level = "warn"
+	cfg.Engines = config.DefaultEngines()
+	cfg.S3 = config.S3{Endpoint: mio.Endpoint, AccessKey: mio.User, SecretKey: config.Secret(mio.Password), PathStyle: true}
+	cfg.Effects.OnInfected, cfg.Effects.QuarantineBucket, cfg.Effects.QuarantinePrefix = "quarantine", "uploads", "quarantine/"
+	cfg.Events.NATS = &config.NATSEvents{URL: config.Secret(natsURL), Stream: strings.ReplaceAll(subject, ".", "_"), Subject: subject}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Start(context.Background(), cfg, Options{HTTP: true, Workers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	}()
+	ctx := context.Background()
+	mc, err := minio.New(strings.TrimPrefix(mio.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(mio.User, mio.Password, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.MakeBucket(ctx, "uploads", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	arn, _ := notification.NewArnFromString("arn:minio:sqs::PRIMARY:nats")
+	qc := notification.NewConfig(arn)
+	qc.AddEvents(notification.ObjectCreatedAll)
+	nc := notification.Configuration{}
+	nc.AddQueue(qc)
+	if err := mc.SetBucketNotification(ctx, "uploads", nc); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the stream is created when lazaret's consumer starts
+	if _, err := mc.PutObject(ctx, "uploads", "in/eicar.com", bytes.NewReader(testenv.EICAR), int64(len(testenv.EICAR)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, base: "http://" + a.Addr()}
+	deadline := time.Now().Add(30 * time.Second)
+	var jobs []scan.Job
+	for time.Now().Before(deadline) {
+		jobs = listAll(t, c)
+		if len(jobs) == 1 && jobs[0].Status == scan.Done {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(jobs) != 1 || jobs[0].Verdict != scan.Infected || strings.Join(jobs[0].Actions, ",") != "tagged,quarantined" {
+		t.Fatalf("jobs: %+v", jobs)
+	}
+	if _, err := mc.StatObject(ctx, "uploads", "in/eicar.com", minio.StatObjectOptions{}); err == nil {
+		t.Error("original still there after quarantine")
+	}
+	tg, err := mc.GetObjectTagging(ctx, "uploads", "quarantine/in/eicar.com", minio.GetObjectTaggingOptions{})
+	if err != nil || tg.ToMap()["lazaret-status"] != "infected" {
+		t.Errorf("quarantine copy tags: %v, %v", tg, err)
+	}
+	// The quarantine copy's own event must not become a job.
+	time.Sleep(time.Second)
+	if n := len(listAll(t, c)); n != 1 {
+		t.Errorf("got %d jobs, want 1 (the quarantine copy is lazaret's own write)", n)
+	}
+}
