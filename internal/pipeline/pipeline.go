@@ -133,8 +133,9 @@ type Request struct {
 	// has the message delivered again. Workers leave it unset on the
 	// final attempt, which then stores the error as the verdict.
 	RequeueOnError bool
-	// Effects, if set, runs after the verdict is decided and before the
-	// job is stored: it acts on the verdict (S3 tags, delete, quarantine)
+	// Effects, if set, runs after the verdict is decided (on an error
+	// verdict only once it is final, that is when the job is not
+	// requeued) and before the job is stored: it acts on the verdict (S3 tags, delete, quarantine)
 	// and returns the actions done, which the job records. When it
 	// fails, the job is not stored as done: it goes back to queued (for
 	// a stored job) and Scan returns the error, so the work is retried;
@@ -168,7 +169,7 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 	job.Status = scan.Done
 	job.FinishedAt = &fin
 	var effectsErr error
-	if req.Effects != nil && job.Verdict != scan.Error {
+	if req.Effects != nil {
 		actions, err := req.Effects(ctx, job)
 		job.Actions = append(job.Actions[:0], actions...)
 		if err != nil {

@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -77,57 +75,14 @@ func zipped(t *testing.T, name string, data []byte) []byte {
 // lazaret's webhook route; lazaret scans each object once with clamd,
 // merges its tags, deletes what is infected, and posts signed results.
 func TestBucketScanningWebhookTarget(t *testing.T) {
-	clamdAddr := testenv.ClamdAddr(t)
-	lport, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mio := testenv.StartMinIO(t, map[string]string{
-		"MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY":    "on",
-		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_PRIMARY":  fmt.Sprintf("http://127.0.0.1:%d/v1/events/s3", lport),
-		"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_PRIMARY": t.TempDir(),
-	})
 	rc := &receiver{secret: "hook-secret", got: map[string]map[string]any{}}
 	hook := httptest.NewServer(rc)
 	defer hook.Close()
-
-	cfg := config.Default()
-	cfg.Listen, cfg.DataDir = fmt.Sprintf("127.0.0.1:%d", lport), t.TempDir()
-	cfg.Log.Level = "warn"
-	cfg.Engines = []config.Engine{{Name: "clamav", Type: config.TypeClamd, Address: clamdAddr, Timeout: 30 * time.Second}}
-	cfg.S3 = config.S3{Endpoint: mio.Endpoint, AccessKey: mio.User, SecretKey: config.Secret(mio.Password), PathStyle: true}
-	cfg.Buckets = []config.Bucket{{Name: "uploads", IncludePrefixes: []string{"incoming/"}}}
-	cfg.Notify.Webhooks = []config.Webhook{{URL: config.Secret(hook.URL), Secret: "hook-secret", ReportClean: true}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := Start(context.Background(), cfg, Options{HTTP: true, Workers: true,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		a.Shutdown(ctx)
-	}()
-
+	engines := []config.Engine{{Name: "clamav", Type: config.TypeClamd, Address: testenv.ClamdAddr(t), Timeout: 30 * time.Second}}
+	mc, c := startBucketServer(t, engines, hook.URL, func(cfg *config.Config) {
+		cfg.Buckets = []config.Bucket{{Name: "uploads", IncludePrefixes: []string{"incoming/"}}}
+	})
 	ctx := context.Background()
-	mc, err := minio.New(strings.TrimPrefix(mio.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(mio.User, mio.Password, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mc.MakeBucket(ctx, "uploads", minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	arn, _ := notification.NewArnFromString("arn:minio:sqs::PRIMARY:webhook")
-	qc := notification.NewConfig(arn)
-	qc.AddEvents(notification.ObjectCreatedAll) // as bucket-av-scanner subscribes: tag writes included
-	nc := notification.Configuration{}
-	nc.AddQueue(qc)
-	if err := mc.SetBucketNotification(ctx, "uploads", nc); err != nil {
-		t.Fatal(err)
-	}
 
 	userTags, _ := tags.NewTags(map[string]string{"team": "a", "project": "b", "tier": "c"}, true)
 	objects := map[string][]byte{
@@ -191,7 +146,6 @@ func TestBucketScanningWebhookTarget(t *testing.T) {
 
 	// lazaret's own tag writes fired PutTagging events: none became a job.
 	time.Sleep(time.Second)
-	c := &client{t: t, base: "http://" + a.Addr()}
 	jobs := listAll(t, c)
 	if len(jobs) != 4 {
 		t.Errorf("got %d jobs, want 4 (one per in-scope object, none for tag writes)", len(jobs))
@@ -203,5 +157,143 @@ func TestBucketScanningWebhookTarget(t *testing.T) {
 		if j.Verdict == "infected" && strings.Join(j.Actions, ",") != "tagged,deleted" {
 			t.Errorf("%s: actions %v, want tagged,deleted", j.Source.Key, j.Actions)
 		}
+	}
+}
+
+// startBucketServer starts lazaret on MinIO's webhook target with the
+// given engines and webhook receiver, and returns the MinIO client.
+func startBucketServer(t *testing.T, engines []config.Engine, hookURL string, mutate func(*config.Config)) (*minio.Client, *client) {
+	t.Helper()
+	lport, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mio := testenv.StartMinIO(t, map[string]string{
+		"MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY":    "on",
+		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_PRIMARY":  fmt.Sprintf("http://127.0.0.1:%d/v1/events/s3", lport),
+		"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_PRIMARY": t.TempDir(),
+	})
+	cfg := config.Default()
+	cfg.Listen, cfg.DataDir = fmt.Sprintf("127.0.0.1:%d", lport), t.TempDir()
+	cfg.Log.Level = "error"
+	cfg.Engines = engines
+	cfg.S3 = config.S3{Endpoint: mio.Endpoint, AccessKey: mio.User, SecretKey: config.Secret(mio.Password), PathStyle: true}
+	cfg.Notify.Webhooks = []config.Webhook{{URL: config.Secret(hookURL), Secret: "hook-secret", ReportClean: true}}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Start(context.Background(), cfg, Options{HTTP: true, Workers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	})
+	ctx := context.Background()
+	mc, err := minio.New(strings.TrimPrefix(mio.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(mio.User, mio.Password, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.MakeBucket(ctx, "uploads", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	arn, _ := notification.NewArnFromString("arn:minio:sqs::PRIMARY:webhook")
+	qc := notification.NewConfig(arn)
+	qc.AddEvents(notification.ObjectCreatedAll)
+	nc := notification.Configuration{}
+	nc.AddQueue(qc)
+	if err := mc.SetBucketNotification(ctx, "uploads", nc); err != nil {
+		t.Fatal(err)
+	}
+	return mc, &client{t: t, base: "http://" + a.Addr()}
+}
+
+// TestBucketClamdDownIsNeverClean: with clamd gone, the object's job ends
+// as error after its retries, the object is tagged error, never clean,
+// and is not deleted.
+func TestBucketClamdDownIsNeverClean(t *testing.T) {
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	clamd.Kill()
+	rc := &receiver{secret: "hook-secret", got: map[string]map[string]any{}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	mc, c := startBucketServer(t, []config.Engine{{Name: "clamav", Type: config.TypeClamd, Address: clamd.TCP, Timeout: 2 * time.Second}},
+		hook.URL, func(cfg *config.Config) { cfg.Queue.MaxDeliveries = 2 })
+	ctx := context.Background()
+	if _, err := mc.PutObject(ctx, "uploads", "x.bin", strings.NewReader("hello"), 5, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for time.Now().Before(deadline) && len(rc.byKey()) == 0 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	jobs := listAll(t, c)
+	if len(jobs) != 1 || jobs[0].Verdict != "error" || jobs[0].Attempts != 2 {
+		t.Fatalf("jobs: %+v", jobs)
+	}
+	tg, err := mc.GetObjectTagging(ctx, "uploads", "x.bin", minio.GetObjectTaggingOptions{})
+	if err != nil || tg.ToMap()["lazaret-status"] != "error" {
+		t.Errorf("tags: %v, %v; want lazaret-status=error", tg, err)
+	}
+	if v := rc.byKey()["x.bin"]["verdict"]; v != "error" {
+		t.Errorf("notified verdict %v, want error", v)
+	}
+}
+
+// flakyReceiver answers 503 until up is closed, then records.
+type flakyReceiver struct {
+	*receiver
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *flakyReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	f.receiver.ServeHTTP(w, r)
+}
+
+// TestBucketWebhookReceiverDown: results reach a receiver that was down
+// when the scan finished, once it is back, and once per delivery ID.
+func TestBucketWebhookReceiverDown(t *testing.T) {
+	fr := &flakyReceiver{receiver: &receiver{secret: "hook-secret", got: map[string]map[string]any{}}, down: true}
+	hook := httptest.NewServer(fr)
+	defer hook.Close()
+	mc, c := startBucketServer(t, config.DefaultEngines(), hook.URL, nil)
+	ctx := context.Background()
+	if _, err := mc.PutObject(ctx, "uploads", "eicar.com", bytes.NewReader(testenv.EICAR), int64(len(testenv.EICAR)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The scan finishes (and the object goes) while the receiver is down.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if jobs := listAll(t, c); len(jobs) == 1 && jobs[0].Status == "done" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	fr.mu.Lock()
+	fr.down = false
+	fr.mu.Unlock()
+	deadline = time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && len(fr.byKey()) == 0 {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if v := fr.byKey()["eicar.com"]["verdict"]; v != "infected" {
+		t.Fatalf("after the receiver came back: got %v, want the infected result", fr.byKey())
+	}
+	if n := len(fr.got); n != 1 {
+		t.Errorf("got %d distinct deliveries, want 1", n)
 	}
 }
