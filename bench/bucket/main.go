@@ -1,0 +1,218 @@
+// Command bucket measures bucket scanning end to end — PUT into MinIO,
+// MinIO's event through RabbitMQ, lazaret's scan with clamd, the verdict
+// tag, the webhook — against raw clamd INSTREAM on the same bytes, side by
+// side in one run. bench/bucket/run.sh starts the services and lazaret.
+//
+// Every object is fresh random bytes; lazaret posts each result to this
+// program's webhook receiver right after tagging the object, so the time
+// from the PUT's start to the webhook is the PUT→tag latency (plus one
+// local HTTP call).
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/notification"
+
+	"github.com/lazaret/lazaret/bench/internal/benchkit"
+)
+
+type tracker struct {
+	mu    sync.Mutex
+	start map[string]time.Time
+	lat   []time.Duration
+	done  chan struct{}
+	want  int
+}
+
+func (tr *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var m struct {
+		Verdict string               `json:"verdict"`
+		Source  struct{ Key string } `json:"source"`
+	}
+	b, _ := io.ReadAll(r.Body)
+	json.Unmarshal(b, &m)
+	now := time.Now()
+	tr.mu.Lock()
+	if t0, ok := tr.start[m.Source.Key]; ok {
+		delete(tr.start, m.Source.Key)
+		tr.lat = append(tr.lat, now.Sub(t0))
+		if len(tr.lat) == tr.want {
+			close(tr.done)
+		}
+	}
+	tr.mu.Unlock()
+}
+
+func (tr *tracker) reset(n int) {
+	tr.mu.Lock()
+	tr.start, tr.lat, tr.done, tr.want = map[string]time.Time{}, nil, make(chan struct{}), n
+	tr.mu.Unlock()
+}
+
+func (tr *tracker) begin(key string) {
+	tr.mu.Lock()
+	tr.start[key] = time.Now()
+	tr.mu.Unlock()
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func main() {
+	endpoint := flag.String("s3", "", "MinIO host:port")
+	user := flag.String("user", "", "access key")
+	pass := flag.String("pass", "", "secret key")
+	bucket := flag.String("bucket", "storagebucket", "bucket")
+	clamd := flag.String("clamd", "", "clamd tcp://host:port")
+	listen := flag.String("listen", "127.0.0.1:0", "webhook receiver address (print it with -print-listen)")
+	n := flag.Int("n", 500, "objects per measurement")
+	size := flag.Int("size", 16<<10, "object size")
+	conc := flag.Int("c", 8, "concurrent PUTs")
+	ready := flag.String("ready-file", "", "write the receiver's URL here, then wait for this file to be removed")
+	setup := flag.Bool("setup", false, "create the bucket and subscribe it to MinIO's AMQP target, then exit")
+	flag.Parse()
+	if *setup {
+		if err := subscribe(*endpoint, *user, *pass, *bucket); err != nil {
+			fail(err)
+		}
+		return
+	}
+
+	tr := &tracker{}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fail(err)
+	}
+	go http.Serve(ln, tr)
+	if *ready != "" {
+		os.WriteFile(*ready, []byte("http://"+ln.Addr().String()+"/"), 0o644)
+		for {
+			if _, err := os.Stat(*ready); err != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	mc, err := minio.New(*endpoint, &minio.Options{Creds: credentials.NewStaticV4(*user, *pass, "")})
+	if err != nil {
+		fail(err)
+	}
+	ctx := context.Background()
+	var seq atomic.Int64
+	put := func(ctx context.Context, data []byte) error {
+		key := fmt.Sprintf("bench/%d-%d", time.Now().UnixNano(), seq.Add(1))
+		tr.begin(key)
+		_, err := mc.PutObject(ctx, *bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+		return err
+	}
+
+	// Warm up.
+	tr.reset(20)
+	benchkit.Measure(ctx, put, 20, *size, *conc)
+	waitDone(tr, time.Minute)
+
+	// 1. Saturation: N objects as fast as the PUTs go, until every result is in.
+	raw := func(ctx context.Context, data []byte) error { return benchkit.Naive(ctx, *clamd, data) }
+	dRaw, err := benchkit.Measure(ctx, raw, *n, *size, *conc)
+	if err != nil {
+		fail(err)
+	}
+	tr.reset(*n)
+	t0 := time.Now()
+	if _, err := benchkit.Measure(ctx, put, *n, *size, *conc); err != nil {
+		fail(err)
+	}
+	waitDone(tr, 5*time.Minute)
+	dPipe := time.Since(t0)
+	rawRate, pipeRate := float64(*n)/dRaw.Seconds(), float64(*n)/dPipe.Seconds()
+	fmt.Printf("size %d B, %d objects, %d concurrent\n", *size, *n, *conc)
+	fmt.Printf("raw clamd INSTREAM:               %7.0f objects/s\n", rawRate)
+	fmt.Printf("PUT -> tag (MinIO+RabbitMQ+lazaret): %7.0f objects/s   ratio %.2f\n", pipeRate, pipeRate/rawRate)
+	fmt.Printf("  latency at saturation: p50 %v  p99 %v\n", pct(tr.lat, .5).Round(time.Millisecond), pct(tr.lat, .99).Round(time.Millisecond))
+
+	// 2. Half the saturation rate, paced: PUT→tag latency.
+	rate := pipeRate / 2
+	m := min(*n, int(rate*20)+1) // about 20 s
+	tr.reset(m)
+	interval := time.Duration(float64(time.Second) / rate)
+	var wg sync.WaitGroup
+	tick := time.NewTicker(interval)
+	for range m {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data := make([]byte, *size)
+			rand.Read(data)
+			if err := put(ctx, data); err != nil {
+				fmt.Fprintln(os.Stderr, "put:", err)
+			}
+		}()
+	}
+	tick.Stop()
+	wg.Wait()
+	waitDone(tr, 5*time.Minute)
+	fmt.Printf("at half saturation (%.0f objects/s, %d objects): PUT->tag p50 %v  p99 %v\n",
+		rate, m, pct(tr.lat, .5).Round(time.Millisecond), pct(tr.lat, .99).Round(time.Millisecond))
+}
+
+func waitDone(tr *tracker, d time.Duration) {
+	select {
+	case <-tr.done:
+	case <-time.After(d):
+		tr.mu.Lock()
+		fmt.Fprintf(os.Stderr, "timed out: %d of %d results\n", len(tr.lat), tr.want)
+		tr.mu.Unlock()
+		os.Exit(1)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bucket bench:", err)
+	os.Exit(1)
+}
+
+// subscribe creates the bucket and its event subscription, as
+// bucket-av-scanner's init script does: every ObjectCreated event to the
+// AMQP target.
+func subscribe(endpoint, user, pass, bucket string) error {
+	mc, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(user, pass, "")})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := mc.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		return err
+	}
+	arn, err := notification.NewArnFromString("arn:minio:sqs::PRIMARY:amqp")
+	if err != nil {
+		return err
+	}
+	qc := notification.NewConfig(arn)
+	qc.AddEvents(notification.ObjectCreatedAll)
+	nc := notification.Configuration{}
+	nc.AddQueue(qc)
+	return mc.SetBucketNotification(ctx, bucket, nc)
+}
