@@ -297,3 +297,46 @@ func TestBucketWebhookReceiverDown(t *testing.T) {
 		t.Errorf("got %d distinct deliveries, want 1", n)
 	}
 }
+
+// TestBucketEventForGoneObject: an event for an object that no longer
+// exists (deleted before its scan) is recorded as skipped/not_found and
+// not retried; a 100 MiB object is scanned with its tag written.
+func TestBucketEventForGoneObjectAndLargeObject(t *testing.T) {
+	rc := &receiver{secret: "hook-secret", got: map[string]map[string]any{}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	mc, c := startBucketServer(t, config.DefaultEngines(), hook.URL, nil)
+	ctx := context.Background()
+	// Posted the way MinIO's webhook target would, for a key never written.
+	event := `{"EventName":"s3:ObjectCreated:Put","Key":"uploads/ghost.bin","Records":[{"eventVersion":"2.0","eventSource":"minio:s3",
+	  "eventTime":"2026-11-24T10:00:00.000Z","eventName":"s3:ObjectCreated:Put",
+	  "s3":{"bucket":{"name":"uploads"},"object":{"key":"ghost.bin","size":5,"eTag":"0123456789abcdef0123456789abcdef","sequencer":"1"}}}]}`
+	code, b := c.do("POST", "/v1/events/s3", "application/json", strings.NewReader(event))
+	if code != 200 {
+		t.Fatalf("event: %d %s", code, b)
+	}
+	big := make([]byte, 100<<20)
+	if _, err := mc.PutObject(ctx, "uploads", "big.bin", bytes.NewReader(big), int64(len(big)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && len(rc.byKey()) < 2 {
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := rc.byKey()
+	if g := got["ghost.bin"]; g["verdict"] != "skipped" || g["reason"] != "not_found" {
+		t.Errorf("gone object: %v", g)
+	}
+	if g := got["big.bin"]; g["verdict"] != "clean" || g["size"] != float64(100<<20) {
+		t.Errorf("100 MiB object: verdict %v size %v", g["verdict"], g["size"])
+	}
+	tg, err := mc.GetObjectTagging(ctx, "uploads", "big.bin", minio.GetObjectTaggingOptions{})
+	if err != nil || tg.ToMap()["lazaret-status"] != "clean" {
+		t.Errorf("big object tags: %v, %v", tg, err)
+	}
+	for _, j := range listAll(t, c) {
+		if j.Source.Key == "ghost.bin" && j.Attempts != 1 {
+			t.Errorf("the gone object was retried: %d attempts", j.Attempts)
+		}
+	}
+}

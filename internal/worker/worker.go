@@ -196,6 +196,9 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) error {
 func (w *Worker) finish(ctx context.Context, job *scan.Job, v scan.Verdict, reason scan.Reason, msg string) error {
 	from := job.Status
 	fin := time.Now().UTC()
+	if from == scan.Queued {
+		job.Attempts++ // this delivery is an attempt, even one that ends before a scan
+	}
 	job.Status, job.Verdict, job.Reason, job.Error, job.FinishedAt = scan.Done, v, reason, msg, &fin
 	if err := w.cfg.Jobs.UpdateJob(ctx, job, from); err != nil && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("worker: record failure: %w", err)
