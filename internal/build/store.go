@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/lazaret/lazaret/internal/config"
+	"github.com/lazaret/lazaret/internal/queue"
+	"github.com/lazaret/lazaret/internal/queue/amqpq"
 	"github.com/lazaret/lazaret/internal/queue/natsq"
 	"github.com/lazaret/lazaret/internal/store"
 	"github.com/lazaret/lazaret/internal/store/postgres"
@@ -32,15 +34,27 @@ func Store(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Stor
 	}
 }
 
-// Queue opens the job queue: an external NATS server when the
-// configuration names one, else NATS JetStream embedded in this process
-// with its files in the data dir.
-func Queue(ctx context.Context, cfg config.Config, log *slog.Logger) (*natsq.Queue, error) {
+// Queue opens the job queue: RabbitMQ for an amqp:// or amqps:// URL,
+// an external NATS server for a nats:// one, else NATS JetStream embedded
+// in this process with its files in the data dir.
+func Queue(ctx context.Context, cfg config.Config, log *slog.Logger) (queue.Queue, error) {
+	u := cfg.Queue.URL.Reveal()
+	if strings.HasPrefix(u, "amqp://") || strings.HasPrefix(u, "amqps://") {
+		q, err := amqpq.Open(ctx, amqpq.Config{URL: u, AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliveries}, log)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return q, nil
+	}
 	qc := natsq.Config{AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliveries}
-	if u := cfg.Queue.URL.Reveal(); u != "" {
+	if u != "" {
 		qc.URL = u
 	} else {
 		qc.Embedded = &natsq.Embedded{StoreDir: filepath.Join(cfg.DataDir, "queue"), Listen: cfg.Queue.Listen}
 	}
-	return natsq.Open(ctx, qc, log)
+	q, err := natsq.Open(ctx, qc, log)
+	if err != nil {
+		return nil, err
+	}
+	return q, nil
 }

@@ -46,6 +46,8 @@ type root struct {
 	Serve   serveCmd   `cmd:"" help:"Run the API, the workers and the console."`
 	Worker  workerCmd  `cmd:"" help:"Run queue workers only, for scale-out."`
 	Scan    scanCmd    `cmd:"" help:"Scan files and folders; exit 0 all clean, 1 infected, 2 error or skipped."`
+	Sweep   sweepCmd   `cmd:"" help:"Scan what is already in a bucket prefix (s3://BUCKET/PREFIX) or a folder; resumable."`
+	Proxy   proxyCmd   `cmd:"" help:"Store-scan-forward gate in front of a repository: serve only what was scanned clean (409 for infected)."`
 	Engines enginesCmd `cmd:"" help:"List the configured engines with versions and health."`
 	Version versionCmd `cmd:"" help:"Print lazaret's version."`
 }
@@ -99,6 +101,10 @@ func Run(ctx context.Context, args []string, env Env) (code int) {
 		return r.Serve.run(ctx, &r.globals, env)
 	case "worker":
 		return r.Worker.run(ctx, &r.globals, env)
+	case "proxy":
+		return r.Proxy.run(ctx, &r.globals, env)
+	case "sweep <target>":
+		return r.Sweep.run(ctx, &r.globals, env)
 	case "engines":
 		return r.Engines.run(ctx, &r.globals, env)
 	default: // scan <path> and friends

@@ -186,3 +186,22 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Errorf("unknown command: got %d, want 2", code)
 	}
 }
+
+func TestSweepFolder(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a/clean.txt", []byte("fine"))
+	write(t, dir, "a/b/eicar.com", testenv.EICAR)
+	data := t.TempDir()
+	code, out, errOut := run(t, "", "sweep", "--data-dir", data, dir)
+	if code != ExitInfected || !strings.Contains(out, "2 listed, 2 scanned (1 clean, 1 infected") {
+		t.Fatalf("first sweep: got %d %q %q", code, out, errOut)
+	}
+	// Resumed: nothing is scanned twice.
+	code, out, _ = run(t, "", "sweep", "--data-dir", data, dir)
+	if !strings.Contains(out, "0 scanned") || !strings.Contains(out, "2 done before") {
+		t.Errorf("second sweep: got %d %q", code, out)
+	}
+	if code, _, _ := run(t, "", "sweep", "s3://"); code != ExitError {
+		t.Errorf("bad target: got %d, want 2", code)
+	}
+}

@@ -24,7 +24,7 @@ import (
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/metrics"
 	"github.com/lazaret/lazaret/internal/pipeline"
-	"github.com/lazaret/lazaret/internal/queue/natsq"
+	"github.com/lazaret/lazaret/internal/queue"
 	"github.com/lazaret/lazaret/internal/store"
 	"github.com/lazaret/lazaret/internal/worker"
 )
@@ -47,7 +47,7 @@ type App struct {
 	log     *slog.Logger
 	store   store.Store
 	engines *build.EngineSet
-	queue   *natsq.Queue
+	queue   queue.Queue
 	httpSrv *http.Server
 	ln      net.Listener
 

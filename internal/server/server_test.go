@@ -381,3 +381,21 @@ func TestShutdownFinishesInFlightScans(t *testing.T) {
 		t.Errorf("in-flight scan: got %d %s, want 200 clean", r.code, r.body)
 	}
 }
+
+// TestAsyncJobsOnRabbitMQ: the same async flow with RabbitMQ as the job
+// queue (queue.url: amqp://...).
+func TestAsyncJobsOnRabbitMQ(t *testing.T) {
+	amqpURL := testenv.AMQP(t)
+	c := start(t, func(cfg *config.Config) { cfg.Queue.URL = config.Secret(amqpURL) }, Options{})
+	code, b := c.upload("/v1/jobs", "file", map[string][]byte{"eicar.com": testenv.EICAR})
+	if code != 202 {
+		t.Fatalf("got %d %s", code, b)
+	}
+	if j := c.waitDone(decodeJob(t, b).ID); j.Verdict != scan.Infected {
+		t.Errorf("got %+v", j)
+	}
+	code, b = c.do("GET", "/readyz", "", nil)
+	if code != 200 {
+		t.Errorf("readyz: %d %s", code, b)
+	}
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/lazaret/lazaret/internal/build"
+	"github.com/lazaret/lazaret/internal/pipeline"
+	"github.com/lazaret/lazaret/internal/proxy"
+)
+
+type proxyCmd struct {
+	Upstream       string   `required:"" help:"Base URL of the repository to front (https://files.example.org)." placeholder:"URL"`
+	Listen         string   `default:"127.0.0.1:8081" help:"Address to serve on." placeholder:"ADDR"`
+	DataDir        string   `name:"data-dir" help:"Folder for the store and the proxy's cache (default ./lazaret-data)." placeholder:"DIR"`
+	PassThrough    []string `name:"pass-through" placeholder:"PREFIX" help:"Serve paths under PREFIX (index pages such as /simple/) without scanning them (repeatable)."`
+	InsecureNoAuth bool     `name:"insecure-no-auth" help:"Allow listening beyond loopback (the proxy has no authentication)."`
+}
+
+// run serves the store-scan-forward gate: nothing is served before it is
+// scanned, infected content answers 409.
+func (c *proxyCmd) run(ctx context.Context, g *globals, env Env) int {
+	cfg, err := g.loadConfig(env)
+	if err != nil {
+		return errorf(env, err)
+	}
+	if c.DataDir != "" {
+		cfg.DataDir = c.DataDir
+	}
+	if !c.InsecureNoAuth && !loopback(c.Listen) {
+		return errorf(env, fmt.Errorf("proxy: --listen %s is not loopback; the proxy has no authentication (pass --insecure-no-auth behind your own access control)", c.Listen))
+	}
+	log := newLogger(cfg, env.Stderr)
+	engines, err := build.Engines(ctx, cfg.Engines, nil, log)
+	if err != nil {
+		return errorf(env, err)
+	}
+	defer engines.Close()
+	st, err := build.Store(ctx, cfg, log)
+	if err != nil {
+		return errorf(env, fmt.Errorf("store: %w", err))
+	}
+	defer st.Close()
+	p, err := pipeline.New(pipeline.Config{Engines: engines.List(), Store: st, MaxSize: int64(cfg.Limits.MaxSize),
+		MemLimit: int64(cfg.Limits.MemorySpool), EngineTimeout: cfg.Limits.EngineTimeout, Logger: log})
+	if err != nil {
+		return errorf(env, err)
+	}
+	pc := proxy.Config{Upstream: c.Upstream, CacheDir: filepath.Join(cfg.DataDir, "proxy"), Scanner: p,
+		MaxSize: int64(cfg.Limits.MaxSize), Logger: log.With("part", "proxy")}
+	for _, prefix := range c.PassThrough {
+		pc.PassThrough = append(pc.PassThrough, proxy.Rule{PathPrefix: prefix, Scan: false})
+	}
+	px, err := proxy.New(pc)
+	if err != nil {
+		return errorf(env, err)
+	}
+	defer px.Close()
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return errorf(env, err)
+	}
+	srv := &http.Server{Handler: px, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("proxy serving", "addr", ln.Addr().String(), "upstream", c.Upstream)
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return errorf(env, err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return errorf(env, err)
+	}
+	return ExitClean
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
