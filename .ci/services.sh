@@ -42,7 +42,7 @@ AlertEncrypted yes
 MaxThreads 12
 CONF
   for line in "$@"; do echo "$line" >> "$LZ/clamd/clamd.conf"; done
-  clamd -c "$LZ/clamd/clamd.conf" &
+  clamd -c "$LZ/clamd/clamd.conf" > "$LZ/clamd/stdout.log" 2>&1 &
   pids+=($!)
   "$LZ/lztest" wait-clamd "$CLAMD_PORT"
   export LAZARET_TEST_CLAMD="tcp://127.0.0.1:$CLAMD_PORT"
