@@ -74,6 +74,10 @@ type Config struct {
 	Tokens []Token
 	// MaxBodySize bounds a request body; over it the answer is 413.
 	MaxBodySize int64
+	// MaxSignatureAge fails readiness for an engine whose signatures are
+	// older (engines that cannot tell their signatures' age pass); 0
+	// turns the check off.
+	MaxSignatureAge time.Duration
 	// Metrics serves /metrics; nil answers 404.
 	Metrics http.Handler
 	// Console serves the web console under /; nil answers 404.
@@ -242,8 +246,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	for _, e := range s.cfg.Engines.Status(ctx) {
-		if !e.Healthy {
+		switch {
+		case !e.Healthy:
 			failing["engine "+e.Name] = e.Error
+		case s.cfg.MaxSignatureAge > 0 && e.SignaturesUpdated != nil && time.Since(*e.SignaturesUpdated) > s.cfg.MaxSignatureAge:
+			failing["engine "+e.Name] = fmt.Sprintf("signatures are %s old, more than max_signature_age %s",
+				time.Since(*e.SignaturesUpdated).Round(time.Second), s.cfg.MaxSignatureAge)
 		}
 	}
 	if len(failing) > 0 {

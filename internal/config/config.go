@@ -176,6 +176,9 @@ type Limits struct {
 	MemorySpool ByteSize `yaml:"memory_spool"`
 	// EngineTimeout bounds one engine's scan of one sample.
 	EngineTimeout time.Duration `yaml:"engine_timeout"`
+	// MaxSignatureAge makes readiness fail when an engine's signatures
+	// are older; 0 turns the check off.
+	MaxSignatureAge time.Duration `yaml:"max_signature_age"`
 }
 
 // Log configures logging.

@@ -192,7 +192,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 	if opts.HTTP {
 		ac := api.Config{
 			Scanner: p, Jobs: a.store, Queue: a.queue, Blobs: blobs, Engines: a.engines,
-			Tokens: tokens, MaxBodySize: int64(cfg.Limits.MaxSize) + 1<<20,
+			Tokens: tokens, MaxBodySize: int64(cfg.Limits.MaxSize) + 1<<20, MaxSignatureAge: cfg.Limits.MaxSignatureAge,
 			Metrics: m.Handler(), Console: opts.Console, Observe: m.ObserveHTTP, Logger: log.With("part", "api"),
 		}
 		if intake != nil {

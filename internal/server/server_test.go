@@ -399,3 +399,29 @@ func TestAsyncJobsOnRabbitMQ(t *testing.T) {
 		t.Errorf("readyz: %d %s", code, b)
 	}
 }
+
+// TestMaxSignatureAge: readiness fails when an engine's signatures are
+// older than limits.max_signature_age.
+func TestMaxSignatureAge(t *testing.T) {
+	sigs := t.TempDir()
+	if err := testenv.WriteSignatures(sigs); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	entries, _ := os.ReadDir(sigs)
+	for _, e := range entries {
+		os.Chtimes(filepath.Join(sigs, e.Name()), old, old)
+	}
+	c := start(t, func(cfg *config.Config) {
+		cfg.Engines = []config.Engine{{Name: "blocklist", Type: config.TypeBuiltin, Signatures: sigs}}
+		cfg.Limits.MaxSignatureAge = 24 * time.Hour
+	}, Options{})
+	code, b := c.do("GET", "/readyz", "", nil)
+	if code != 503 || !strings.Contains(string(b), "max_signature_age") {
+		t.Errorf("got %d %s, want 503 naming max_signature_age", code, b)
+	}
+	_, b = c.do("GET", "/metrics", "", nil)
+	if !strings.Contains(string(b), `lazaret_engine_signature_age_seconds{engine="blocklist"} 1728`) {
+		t.Errorf("metric missing or wrong (want ~172800 s)")
+	}
+}
