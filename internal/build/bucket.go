@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,17 +36,22 @@ func Objects(ctx context.Context, cfg config.Config, log *slog.Logger) (*objstor
 	}, log)
 }
 
-// Notifier returns the function that tells the configured webhooks about
-// a finished job, or nil when none is configured. Each delivery's ID is
-// stable for a job and event, so a retried notification is one delivery
-// to the receiver.
-func Notifier(cfg config.Config, log *slog.Logger) (func(ctx context.Context, job *scan.Job) error, error) {
-	type hook struct {
-		url         string
-		reportClean bool
-		w           *notify.Webhook
-	}
-	var hooks []hook
+// Notifier tells the configured webhooks about results.
+type Notifier struct {
+	hooks []hook
+	log   *slog.Logger
+}
+
+type hook struct {
+	url         string
+	reportClean bool
+	w           *notify.Webhook
+}
+
+// NewNotifier returns the Notifier for the configured webhooks, or nil
+// when none is configured.
+func NewNotifier(cfg config.Config, log *slog.Logger) (*Notifier, error) {
+	n := &Notifier{log: log}
 	for i, wc := range cfg.Notify.Webhooks {
 		w, err := notify.NewWebhook(notify.WebhookConfig{
 			Secret: wc.Secret.Reveal(), CAFile: wc.CAFile, InsecureSkipVerify: wc.InsecureSkipVerify,
@@ -53,30 +59,60 @@ func Notifier(cfg config.Config, log *slog.Logger) (func(ctx context.Context, jo
 		if err != nil {
 			return nil, fmt.Errorf("notify.webhooks[%d]: %w", i, err)
 		}
-		hooks = append(hooks, hook{url: wc.URL.Reveal(), reportClean: wc.ReportClean, w: w})
+		n.hooks = append(n.hooks, hook{url: wc.URL.Reveal(), reportClean: wc.ReportClean, w: w})
 	}
-	if len(hooks) == 0 {
+	if len(n.hooks) == 0 {
 		return nil, nil
 	}
-	// A few quick tries here; beyond that the job's queue message is
-	// delivered again later, and the notification with it.
-	policy := notify.Policy{MaxAttempts: 3}
-	return func(ctx context.Context, job *scan.Job) error {
-		var errs []error
-		for i, h := range hooks {
-			if !notify.ShouldSend(job, h.reportClean) {
-				continue
-			}
-			body, err := notify.Payload(notify.EventScanCompleted, job)
-			if err != nil {
-				return err
-			}
-			d := notify.Delivery{ID: fmt.Sprintf("%s-%d-%s", job.ID, i, notify.EventScanCompleted), URL: h.url,
-				Event: notify.EventScanCompleted, Body: body}
-			if err := notify.Retry(ctx, policy, h.w, &d, log); err != nil {
-				errs = append(errs, err)
-			}
+	return n, nil
+}
+
+// Completed sends scan.completed for a finished job. Each delivery's ID is
+// stable for a job, so a retried notification is one delivery to the
+// receiver.
+func (n *Notifier) Completed(ctx context.Context, job *scan.Job) error {
+	if n == nil {
+		return nil
+	}
+	return n.send(ctx, notify.EventScanCompleted, job, "", job.ID)
+}
+
+// Changed sends verdict.changed after a rescan changed a job's verdict,
+// with the previous verdict in "previous_verdict".
+func (n *Notifier) Changed(ctx context.Context, job *scan.Job, previous scan.Verdict) error {
+	if n == nil {
+		return nil
+	}
+	return n.send(ctx, notify.EventVerdictChanged, job, previous, fmt.Sprintf("%s-%s-%s", job.ID, previous, job.Verdict))
+}
+
+func (n *Notifier) send(ctx context.Context, event string, job *scan.Job, previous scan.Verdict, idBase string) error {
+	body, err := notify.Payload(event, job)
+	if err != nil {
+		return err
+	}
+	if previous != "" {
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			return err
 		}
-		return errors.Join(errs...)
-	}, nil
+		m["previous_verdict"] = previous
+		if body, err = json.Marshal(m); err != nil {
+			return err
+		}
+	}
+	// A few quick tries here; beyond that the job's queue message (or
+	// the next rescan) brings the notification again.
+	policy := notify.Policy{MaxAttempts: 3}
+	var errs []error
+	for i, h := range n.hooks {
+		if !notify.ShouldSendEvent(event, job, h.reportClean) {
+			continue
+		}
+		d := notify.Delivery{ID: fmt.Sprintf("%s-%d-%s", idBase, i, event), URL: h.url, Event: event, Body: body}
+		if err := notify.Retry(ctx, policy, h.w, &d, n.log); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -48,6 +48,7 @@ type root struct {
 	Scan    scanCmd    `cmd:"" help:"Scan files and folders; exit 0 all clean, 1 infected, 2 error or skipped."`
 	Sweep   sweepCmd   `cmd:"" help:"Scan what is already in a bucket prefix (s3://BUCKET/PREFIX) or a folder; resumable."`
 	Proxy   proxyCmd   `cmd:"" help:"Store-scan-forward gate in front of a repository: serve only what was scanned clean (409 for infected)."`
+	Rescan  rescanCmd  `cmd:"" help:"Re-check stored verdicts after signatures changed; changed verdicts re-apply effects and notify."`
 	Engines enginesCmd `cmd:"" help:"List the configured engines with versions and health."`
 	Version versionCmd `cmd:"" help:"Print lazaret's version."`
 }
@@ -101,6 +102,8 @@ func Run(ctx context.Context, args []string, env Env) (code int) {
 		return r.Serve.run(ctx, &r.globals, env)
 	case "worker":
 		return r.Worker.run(ctx, &r.globals, env)
+	case "rescan":
+		return r.Rescan.run(ctx, &r.globals, env)
 	case "proxy":
 		return r.Proxy.run(ctx, &r.globals, env)
 	case "sweep <target>":

@@ -205,3 +205,12 @@ func TestSweepFolder(t *testing.T) {
 		t.Errorf("bad target: got %d, want 2", code)
 	}
 }
+
+func TestRescanCommand(t *testing.T) {
+	data := t.TempDir()
+	// Nothing stored yet: nothing to do, exit 0.
+	code, out, errOut := run(t, "", "rescan", "--data-dir", data)
+	if code != ExitClean || !strings.Contains(out, "0 jobs checked") {
+		t.Errorf("got %d %q %q", code, out, errOut)
+	}
+}

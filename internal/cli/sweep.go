@@ -50,12 +50,15 @@ func (c *sweepCmd) run(ctx context.Context, g *globals, env Env) int {
 	if err != nil {
 		return errorf(env, err)
 	}
-	notifier, err := build.Notifier(cfg, log)
+	notifier, err := build.NewNotifier(cfg, log)
 	if err != nil {
 		return errorf(env, err)
 	}
-	sc := sweep.Config{Target: target, Pipeline: p, Jobs: st, UntaggedOnly: c.UntaggedOnly, Notify: notifier,
+	sc := sweep.Config{Target: target, Pipeline: p, Jobs: st, UntaggedOnly: c.UntaggedOnly,
 		Concurrency: c.Concurrency, Logger: log}
+	if notifier != nil {
+		sc.Notify = notifier.Completed
+	}
 	if sc.Concurrency <= 0 {
 		sc.Concurrency = cfg.Workers
 	}

@@ -360,6 +360,17 @@ func (p *Pipeline) Lookup(ctx context.Context, sha256 string) (*scan.Job, error)
 	return job, nil
 }
 
+// EnginesKey returns the verdict cache key part for the engines' current
+// versions (see scan.EnginesKey), or an error when an engine cannot tell
+// its version.
+func (p *Pipeline) EnginesKey(ctx context.Context) (string, error) {
+	_, key := p.versions(ctx, "")
+	if key == "" {
+		return "", errors.New("pipeline: an engine cannot tell its version")
+	}
+	return key, nil
+}
+
 func fillFromCache(job *scan.Job, cv *scan.CachedVerdict) {
 	job.Verdict, job.Findings, job.Cached = cv.Verdict, cv.Findings, true
 	job.Engines = make([]scan.EngineRun, len(cv.Engines))

@@ -104,7 +104,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
-	notifier, err := build.Notifier(cfg, log.With("part", "notify"))
+	notifier, err := build.NewNotifier(cfg, log.With("part", "notify"))
 	if err != nil {
 		return nil, err
 	}
@@ -136,10 +136,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 	}
 
 	if opts.Workers {
-		wc := worker.Config{Queue: a.queue, Jobs: a.store, Blobs: blobs, Pipeline: p, Notify: notifier,
+		wc := worker.Config{Queue: a.queue, Jobs: a.store, Blobs: blobs, Pipeline: p,
 			Concurrency: cfg.Workers, Logger: log.With("part", "worker")}
 		if objects != nil {
 			wc.Objects = objects
+		}
+		if notifier != nil {
+			wc.Notify = notifier.Completed
 		}
 		w, err := worker.New(wc)
 		if err != nil {
