@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/lazaret/lazaret/internal/build"
-	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/proxy"
 )
 
@@ -37,21 +36,12 @@ func (c *proxyCmd) run(ctx context.Context, g *globals, env Env) int {
 		return errorf(env, fmt.Errorf("proxy: --listen %s is not loopback; the proxy has no authentication (pass --insecure-no-auth behind your own access control)", c.Listen))
 	}
 	log := newLogger(cfg, env.Stderr)
-	engines, err := build.Engines(ctx, cfg.Engines, nil, log)
+	sc, err := build.NewScanning(ctx, cfg, nil, true, nil, log)
 	if err != nil {
 		return errorf(env, err)
 	}
-	defer engines.Close()
-	st, err := build.Store(ctx, cfg, log)
-	if err != nil {
-		return errorf(env, fmt.Errorf("store: %w", err))
-	}
-	defer st.Close()
-	p, err := pipeline.New(pipeline.Config{Engines: engines.List(), Store: st, MaxSize: int64(cfg.Limits.MaxSize),
-		MemLimit: int64(cfg.Limits.MemorySpool), EngineTimeout: cfg.Limits.EngineTimeout, Logger: log})
-	if err != nil {
-		return errorf(env, err)
-	}
+	defer sc.Close()
+	p := sc.Pipeline
 	pc := proxy.Config{Upstream: c.Upstream, CacheDir: filepath.Join(cfg.DataDir, "proxy"), Scanner: p,
 		MaxSize: int64(cfg.Limits.MaxSize), Logger: log.With("part", "proxy")}
 	for _, prefix := range c.PassThrough {

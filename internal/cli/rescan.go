@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/lazaret/lazaret/internal/build"
-	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/rescan"
 )
 
@@ -29,21 +28,12 @@ func (c *rescanCmd) run(ctx context.Context, g *globals, env Env) int {
 		c.EngineVersionChanged = true // the common case: signatures changed
 	}
 	log := newLogger(cfg, env.Stderr)
-	engines, err := build.Engines(ctx, cfg.Engines, nil, log)
+	sc, err := build.NewScanning(ctx, cfg, nil, true, nil, log)
 	if err != nil {
 		return errorf(env, err)
 	}
-	defer engines.Close()
-	st, err := build.Store(ctx, cfg, log)
-	if err != nil {
-		return errorf(env, fmt.Errorf("store: %w", err))
-	}
-	defer st.Close()
-	p, err := pipeline.New(pipeline.Config{Engines: engines.List(), Store: st, MaxSize: int64(cfg.Limits.MaxSize),
-		MemLimit: int64(cfg.Limits.MemorySpool), EngineTimeout: cfg.Limits.EngineTimeout, Logger: log})
-	if err != nil {
-		return errorf(env, err)
-	}
+	defer sc.Close()
+	st, p := sc.Store, sc.Pipeline
 	rc := rescan.Config{Jobs: st, Pipeline: p, VersionChanged: c.EngineVersionChanged, OlderThan: c.OlderThan, Logger: log}
 	obj, err := build.Objects(ctx, cfg, log)
 	if err != nil {

@@ -72,23 +72,12 @@ func (c *scanCmd) run(ctx context.Context, g *globals, env Env) int {
 		if err != nil {
 			return errorf(env, err)
 		}
-		log := newLogger(cfg, env.Stderr)
-		engines, err := build.Engines(ctx, cfg.Engines, c.Engine, log)
+		sc, err := build.NewScanning(ctx, cfg, c.Engine, false, nil, newLogger(cfg, env.Stderr))
 		if err != nil {
 			return errorf(env, err)
 		}
-		defer engines.Close()
-		p, err := pipeline.New(pipeline.Config{
-			Engines:       engines.List(),
-			MaxSize:       int64(cfg.Limits.MaxSize),
-			MemLimit:      int64(cfg.Limits.MemorySpool),
-			EngineTimeout: cfg.Limits.EngineTimeout,
-			Logger:        log,
-		})
-		if err != nil {
-			return errorf(env, err)
-		}
-		scanOne = func(ctx context.Context, it item) *scan.Job { return scanLocal(ctx, env, p, it) }
+		defer sc.Close()
+		scanOne = func(ctx context.Context, it item) *scan.Job { return scanLocal(ctx, env, sc.Pipeline, it) }
 	}
 
 	bar := progress.New(env.Stderr, isTerminal(env, env.Stderr))

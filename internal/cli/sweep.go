@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/lazaret/lazaret/internal/build"
-	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/progress"
 	"github.com/lazaret/lazaret/internal/sweep"
 )
@@ -35,21 +34,12 @@ func (c *sweepCmd) run(ctx context.Context, g *globals, env Env) int {
 		cfg.DataDir = c.DataDir
 	}
 	log := newLogger(cfg, env.Stderr)
-	engines, err := build.Engines(ctx, cfg.Engines, c.Engine, log)
+	scanning, err := build.NewScanning(ctx, cfg, c.Engine, true, nil, log)
 	if err != nil {
 		return errorf(env, err)
 	}
-	defer engines.Close()
-	st, err := build.Store(ctx, cfg, log)
-	if err != nil {
-		return errorf(env, fmt.Errorf("store: %w", err))
-	}
-	defer st.Close()
-	p, err := pipeline.New(pipeline.Config{Engines: engines.List(), Store: st, MaxSize: int64(cfg.Limits.MaxSize),
-		MemLimit: int64(cfg.Limits.MemorySpool), EngineTimeout: cfg.Limits.EngineTimeout, Logger: log})
-	if err != nil {
-		return errorf(env, err)
-	}
+	defer scanning.Close()
+	st, p := scanning.Store, scanning.Pipeline
 	notifier, err := build.NewNotifier(cfg, log)
 	if err != nil {
 		return errorf(env, err)
