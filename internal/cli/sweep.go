@@ -60,10 +60,7 @@ func (c *sweepCmd) run(ctx context.Context, g *globals, env Env) int {
 		if obj == nil {
 			return errorf(env, errors.New("sweep: s3.endpoint is not configured"))
 		}
-		lister, err := sweep.NewS3Lister(obj.Config())
-		if err != nil {
-			return errorf(env, err)
-		}
+		lister := sweep.NewS3Lister(obj)
 		sc.Lister, sc.Objects, sc.Buckets = lister, obj, cfg.Buckets
 	}
 	bar := progress.New(env.Stderr, isTerminal(env, env.Stderr))

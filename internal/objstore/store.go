@@ -131,6 +131,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Client returns the underlying minio-go client, for calls the Store does
+// not wrap (listing a bucket for a sweep), with the same endpoint, trust
+// and credentials.
+func (s *Store) Client() *minio.Client { return s.client }
+
 // Config returns the configuration in use, defaults filled in.
 func (s *Store) Config() Config { return s.cfg }
 

@@ -28,11 +28,7 @@ func ExampleRun() {
 		fmt.Fprintln(os.Stderr, err)
 		return
 	}
-	lister, err := sweep.NewS3Lister(obj.Config())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return
-	}
+	lister := sweep.NewS3Lister(obj)
 	bar := progress.New(os.Stderr, true)
 	sum, err := sweep.Run(ctx, sweep.Config{
 		Target:       target,

@@ -2,18 +2,12 @@ package sweep
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/lazaret/lazaret/internal/objstore"
 )
@@ -52,91 +46,12 @@ var (
 	_ TagReader = (*S3Lister)(nil)
 )
 
-// NewS3Lister returns an S3Lister for the connection settings of cfg
-// (Endpoint, Secure, credentials, Region, PathStyle, CAFile,
-// InsecureSkipVerify): the same configuration that objstore.Open takes, so
-// that the listing and the reads go to the same server with the same
-// trust. The effect settings are ignored. No request is made.
-func NewS3Lister(cfg objstore.Config) (*S3Lister, error) {
-	host, secure, err := splitEndpoint(cfg.Endpoint, cfg.Secure)
-	if err != nil {
-		return nil, fmt.Errorf("sweep: s3: %w", err)
-	}
-	tr, err := minio.DefaultTransport(secure)
-	if err != nil {
-		return nil, fmt.Errorf("sweep: s3: transport: %w", err)
-	}
-	if secure {
-		if tr.TLSClientConfig == nil {
-			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("sweep: s3: ca_file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("sweep: s3: ca_file: %s holds no PEM certificate", cfg.CAFile)
-			}
-			tr.TLSClientConfig.RootCAs = pool
-		}
-		tr.TLSClientConfig.InsecureSkipVerify = cfg.InsecureSkipVerify //nolint:gosec // an explicit, documented opt-in
-	}
-	lookup := minio.BucketLookupAuto
-	if cfg.PathStyle {
-		lookup = minio.BucketLookupPath
-	}
-	client, err := minio.New(host, &minio.Options{
-		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:       secure,
-		Transport:    tr,
-		Region:       cfg.Region,
-		BucketLookup: lookup,
-		// As objstore: a few quick retries, not minio-go's minute of them.
-		MaxRetries: 3,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sweep: s3: client: %w", err)
-	}
-	return &S3Lister{client: client}, nil
-}
+// NewS3Lister returns an S3Lister over the object store's client, so the
+// listing and the reads go to the same server with the same trust.
+func NewS3Lister(obj *objstore.Store) *S3Lister { return &S3Lister{client: obj.Client()} }
 
 // NewS3ListerClient returns an S3Lister over an existing client.
 func NewS3ListerClient(c *minio.Client) *S3Lister { return &S3Lister{client: c} }
-
-// splitEndpoint reads objstore.Config's Endpoint forms: a URL whose scheme
-// decides TLS, or a bare host:port with secure.
-func splitEndpoint(endpoint string, secure bool) (string, bool, error) {
-	if endpoint == "" {
-		return "", false, errors.New("endpoint: required")
-	}
-	if !strings.Contains(endpoint, "://") {
-		if strings.ContainsAny(endpoint, "/?#") {
-			return "", false, fmt.Errorf("endpoint: %q is neither a URL nor host:port", endpoint)
-		}
-		return endpoint, secure, nil
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return "", false, fmt.Errorf("endpoint: %w", err)
-	}
-	switch u.Scheme {
-	case "https":
-		secure = true
-	case "http":
-		secure = false
-	default:
-		return "", false, fmt.Errorf("endpoint: scheme %q, want http or https", u.Scheme)
-	}
-	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return "", false, fmt.Errorf("endpoint: %q: only scheme://host[:port] is allowed", u.Redacted())
-	}
-	return u.Host, secure, nil
-}
 
 // List lists the current version of every object under prefix (ListObjects
 // V2, recursive, without versions). Directory markers, zero-byte keys

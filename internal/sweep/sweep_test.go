@@ -59,10 +59,7 @@ func newS3Env(t *testing.T, m *testenv.MinIO, name string, oc objstore.Config) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { objects.Close() })
-	lister, err := sweep.NewS3Lister(oc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lister := sweep.NewS3Lister(objects)
 	jobs := openStore(t)
 	return &s3Env{t: t, mc: mc, objects: objects, lister: lister, jobs: jobs, scanner: newScanner(t, jobs), bucket: name}
 }
