@@ -194,22 +194,7 @@ func startBucketServer(t *testing.T, engines []config.Engine, hookURL string, mu
 		defer cancel()
 		a.Shutdown(ctx)
 	})
-	ctx := context.Background()
-	mc, err := minio.New(strings.TrimPrefix(mio.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(mio.User, mio.Password, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mc.MakeBucket(ctx, "uploads", minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	arn, _ := notification.NewArnFromString("arn:minio:sqs::PRIMARY:webhook")
-	qc := notification.NewConfig(arn)
-	qc.AddEvents(notification.ObjectCreatedAll)
-	nc := notification.Configuration{}
-	nc.AddQueue(qc)
-	if err := mc.SetBucketNotification(ctx, "uploads", nc); err != nil {
-		t.Fatal(err)
-	}
+	mc := subscribedBucket(t, mio, "uploads", "arn:minio:sqs::PRIMARY:webhook")
 	return mc, &client{t: t, base: "http://" + a.Addr()}
 }
 
@@ -339,4 +324,31 @@ func TestBucketEventForGoneObjectAndLargeObject(t *testing.T) {
 			t.Errorf("the gone object was retried: %d attempts", j.Attempts)
 		}
 	}
+}
+
+// subscribedBucket connects to MinIO, makes a bucket and subscribes it
+// to every ObjectCreated event for the target ARN (as bucket-av-scanner's
+// init script does: tag writes included).
+func subscribedBucket(t *testing.T, mio *testenv.MinIO, bucket, arn string) *minio.Client {
+	t.Helper()
+	ctx := context.Background()
+	mc, err := minio.New(strings.TrimPrefix(mio.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(mio.User, mio.Password, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := notification.NewArnFromString(arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qc := notification.NewConfig(a)
+	qc.AddEvents(notification.ObjectCreatedAll)
+	nc := notification.Configuration{}
+	nc.AddQueue(qc)
+	if err := mc.SetBucketNotification(ctx, bucket, nc); err != nil {
+		t.Fatal(err)
+	}
+	return mc
 }

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
-	"github.com/minio/minio-go/v7/pkg/notification"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/lazaret/lazaret/internal/config"
@@ -111,21 +109,7 @@ func TestBucketAVScannerTopology(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	mc, err := minio.New(strings.TrimPrefix(mio.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(mio.User, mio.Password, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mc.MakeBucket(ctx, "storagebucket", minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	arn, _ := notification.NewArnFromString("arn:minio:sqs::PRIMARY:amqp")
-	qc := notification.NewConfig(arn)
-	qc.AddEvents(notification.ObjectCreatedAll)
-	nc := notification.Configuration{}
-	nc.AddQueue(qc)
-	if err := mc.SetBucketNotification(ctx, "storagebucket", nc); err != nil {
-		t.Fatal(err)
-	}
+	mc := subscribedBucket(t, mio, "storagebucket", "arn:minio:sqs::PRIMARY:amqp")
 	for key, data := range map[string][]byte{"a b+c.txt": []byte("clean bytes"), "eicar.com": testenv.EICAR} {
 		if _, err := mc.PutObject(ctx, "storagebucket", key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
 			t.Fatal(err)

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
-	"github.com/minio/minio-go/v7/pkg/notification"
 
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/scan"
@@ -51,21 +49,7 @@ func TestBucketScanningNATS(t *testing.T) {
 		a.Shutdown(ctx)
 	}()
 	ctx := context.Background()
-	mc, err := minio.New(strings.TrimPrefix(mio.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(mio.User, mio.Password, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mc.MakeBucket(ctx, "uploads", minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	arn, _ := notification.NewArnFromString("arn:minio:sqs::PRIMARY:nats")
-	qc := notification.NewConfig(arn)
-	qc.AddEvents(notification.ObjectCreatedAll)
-	nc := notification.Configuration{}
-	nc.AddQueue(qc)
-	if err := mc.SetBucketNotification(ctx, "uploads", nc); err != nil {
-		t.Fatal(err)
-	}
+	mc := subscribedBucket(t, mio, "uploads", "arn:minio:sqs::PRIMARY:nats")
 	time.Sleep(500 * time.Millisecond) // the stream is created when lazaret's consumer starts
 	if _, err := mc.PutObject(ctx, "uploads", "in/eicar.com", bytes.NewReader(testenv.EICAR), int64(len(testenv.EICAR)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
