@@ -353,9 +353,22 @@ func (p *Proxy) lookup(ctx context.Context, sum string) (*scan.Job, bool) {
 	if !ok {
 		return nil, false
 	}
+	var key string
+	if k, ok := p.cfg.Scanner.(Keyer); ok {
+		if key, _ = k.EnginesKey(ctx); key != "" {
+			if c, ok := p.confirmed.Load(sum); ok && c.(confirmation).key == key {
+				return c.(confirmation).job, true
+			}
+		}
+	}
 	job, err := l.Lookup(ctx, sum)
 	if err != nil || job == nil || (job.Verdict != scan.Clean && job.Verdict != scan.Infected) {
 		return nil, false
+	}
+	if key != "" {
+		// The same content under the same engine versions keeps its
+		// verdict: remember it.
+		p.confirmed.Store(sum, confirmation{key: key, job: job})
 	}
 	return job, true
 }

@@ -44,6 +44,13 @@ type Looker interface {
 	Lookup(ctx context.Context, sha256 string) (*scan.Job, error)
 }
 
+// Keyer is implemented by scanners that can say which engine versions
+// they run (*pipeline.Pipeline does): a verdict confirmed under the same
+// versions needs no second lookup.
+type Keyer interface {
+	EnginesKey(ctx context.Context) (string, error)
+}
+
 var _ Scanner = (*pipeline.Pipeline)(nil)
 var _ Looker = (*pipeline.Pipeline)(nil)
 
@@ -143,6 +150,16 @@ type Proxy struct {
 	flights  map[string]*flight
 	closedMu sync.Mutex
 	closed   bool
+	// confirmed remembers, per content hash, the verdict the scanner's
+	// cache confirmed and under which engine versions, so that serving
+	// cached content again costs a version check, not a store read.
+	confirmed sync.Map // sha256 -> confirmation
+}
+
+// confirmation is a verdict confirmed under a set of engine versions.
+type confirmation struct {
+	key string
+	job *scan.Job
 }
 
 // New validates cfg, opens the cache and returns the proxy.
