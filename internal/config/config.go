@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 )
 
@@ -40,6 +41,7 @@ type Config struct {
 	Effects Effects  `yaml:"effects"`
 	Events  Events   `yaml:"events"`
 	Notify  Notify   `yaml:"notify"`
+	Rescan  Rescan   `yaml:"rescan"`
 	// Engines scan every sample. Empty means one builtin engine.
 	Engines []Engine `yaml:"engines"`
 }
@@ -165,6 +167,16 @@ type Webhook struct {
 	ReportClean        bool   `yaml:"report_clean"`
 	CAFile             string `yaml:"ca_file"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Rescan schedules re-checks of stored verdicts inside serve.
+type Rescan struct {
+	// Schedule is a cron expression ("0 3 * * *", "@every 6h"); empty
+	// means no scheduled rescans (`lazaret rescan` still works).
+	Schedule string `yaml:"schedule"`
+	// OlderThan also rescans verdicts older than this; 0 means only
+	// those made with other engine versions.
+	OlderThan time.Duration `yaml:"older_than"`
 }
 
 // Limits bounds what is read.
@@ -408,6 +420,11 @@ func (c *Config) Validate() error {
 		u := w.URL.Reveal()
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			errs = append(errs, fmt.Errorf("notify.webhooks[%d].url: want an http(s) URL", i))
+		}
+	}
+	if c.Rescan.Schedule != "" {
+		if _, err := cron.ParseStandard(c.Rescan.Schedule); err != nil {
+			errs = append(errs, fmt.Errorf("rescan.schedule: %w", err))
 		}
 	}
 	tokenNames := map[string]bool{}

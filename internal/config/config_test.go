@@ -77,6 +77,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad_level.yaml", `log.level: "loud"`},
 		{"builtin_address.yaml", "engines[0].address: only clamd engines have addresses"},
 		{"no_name.yaml", "engines[0].name: required"},
+		{"bad_schedule.yaml", "rescan.schedule:"},
 		{"missing.yaml", "no such file"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/lazaret/lazaret/internal/api"
 	"github.com/lazaret/lazaret/internal/blob"
 	"github.com/lazaret/lazaret/internal/bucket"
@@ -25,6 +27,7 @@ import (
 	"github.com/lazaret/lazaret/internal/metrics"
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/queue"
+	"github.com/lazaret/lazaret/internal/rescan"
 	"github.com/lazaret/lazaret/internal/store"
 	"github.com/lazaret/lazaret/internal/worker"
 )
@@ -192,6 +195,28 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		return nil, errors.New("events.nats: bucket scanning needs s3.endpoint")
 	}
 
+	if opts.Workers && cfg.Rescan.Schedule != "" {
+		sched, err := cron.ParseStandard(cfg.Rescan.Schedule)
+		if err != nil {
+			return nil, fmt.Errorf("rescan.schedule: %w", err)
+		}
+		rc := rescan.Config{Jobs: a.store, Pipeline: p, VersionChanged: true, OlderThan: cfg.Rescan.OlderThan,
+			Logger: log.With("part", "rescan")}
+		if objects != nil {
+			rc.Objects = objects
+		}
+		if notifier != nil {
+			rc.Changed = notifier.Changed
+		}
+		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopIntakes = append(a.stopIntakes, cancel)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			runScheduled(rctx, sched, rc, log.With("part", "rescan"))
+		}()
+	}
+
 	if opts.HTTP {
 		ac := api.Config{
 			Scanner: p, Jobs: a.store, Queue: a.queue, Blobs: blobs, Engines: a.engines,
@@ -315,6 +340,26 @@ func Run(ctx context.Context, cfg config.Config, opts Options, grace time.Durati
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	return errors.Join(runErr, a.Shutdown(sctx))
+}
+
+// runScheduled runs a rescan at every time of the schedule until ctx
+// ends. Runs do not overlap: a run that lasts past the next time skips it.
+func runScheduled(ctx context.Context, sched cron.Schedule, rc rescan.Config, log *slog.Logger) {
+	for {
+		next := sched.Next(time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+		sum, err := rescan.Run(ctx, rc)
+		if err != nil && ctx.Err() == nil {
+			log.LogAttrs(ctx, slog.LevelWarn, "scheduled rescan failed", slog.String("error", err.Error()))
+			continue
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "scheduled rescan done", slog.Int("checked", sum.Checked),
+			slog.Int("rescanned", sum.Rescanned), slog.Int("changed", sum.Changed), slog.Int("errors", sum.Errors))
+	}
 }
 
 // isLoopback reports whether a listen address binds only loopback.

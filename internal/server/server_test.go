@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -423,5 +425,38 @@ func TestMaxSignatureAge(t *testing.T) {
 	_, b = c.do("GET", "/metrics", "", nil)
 	if !strings.Contains(string(b), `lazaret_engine_signature_age_seconds{engine="blocklist"} 1728`) {
 		t.Errorf("metric missing or wrong (want ~172800 s)")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestScheduledRescan: serve runs rescans on rescan.schedule.
+func TestScheduledRescan(t *testing.T) {
+	var logs syncBuffer
+	c := start(t, func(cfg *config.Config) { cfg.Rescan.Schedule = "@every 1s" },
+		Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c.do("POST", "/v1/scan?name=x", "application/octet-stream", strings.NewReader("hello"))
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(logs.String(), "scheduled rescan done") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), `msg="scheduled rescan done" part=rescan checked=1`) {
+		t.Errorf("no scheduled rescan in the log:\n%s", logs.String())
 	}
 }
