@@ -38,8 +38,18 @@ func Objects(ctx context.Context, cfg config.Config, log *slog.Logger) (*objstor
 
 // Notifier tells the configured webhooks about results.
 type Notifier struct {
-	hooks []hook
-	log   *slog.Logger
+	hooks      []hook
+	publishers []publisher
+	log        *slog.Logger
+}
+
+// publisher is a broker that receives every result.
+type publisher struct {
+	prefix string
+	p      interface {
+		Publish(ctx context.Context, subject, id string, body []byte) error
+		Close() error
+	}
 }
 
 type hook struct {
@@ -61,10 +71,40 @@ func NewNotifier(cfg config.Config, log *slog.Logger) (*Notifier, error) {
 		}
 		n.hooks = append(n.hooks, hook{url: wc.URL.Reveal(), reportClean: wc.ReportClean, w: w})
 	}
-	if len(n.hooks) == 0 {
+	if a := cfg.Notify.AMQP; a != nil {
+		ex := a.Exchange
+		if ex == "" {
+			ex = "lazaret"
+		}
+		p, err := notify.NewAMQPPublisher(a.URL.Reveal(), ex)
+		if err != nil {
+			return nil, fmt.Errorf("notify.amqp: %w", err)
+		}
+		n.publishers = append(n.publishers, publisher{p: p})
+	}
+	if c := cfg.Notify.NATS; c != nil {
+		p, err := notify.NewNATSPublisher(c.URL.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("notify.nats: %w", err)
+		}
+		n.publishers = append(n.publishers, publisher{prefix: c.SubjectPrefix, p: p})
+	}
+	if len(n.hooks) == 0 && len(n.publishers) == 0 {
 		return nil, nil
 	}
 	return n, nil
+}
+
+// Close closes the broker connections.
+func (n *Notifier) Close() error {
+	if n == nil {
+		return nil
+	}
+	var errs []error
+	for _, p := range n.publishers {
+		errs = append(errs, p.p.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Completed sends scan.completed for a finished job. Each delivery's ID is
@@ -111,6 +151,11 @@ func (n *Notifier) send(ctx context.Context, event string, job *scan.Job, previo
 		}
 		d := notify.Delivery{ID: fmt.Sprintf("%s-%d-%s", idBase, i, event), URL: h.url, Event: event, Body: body}
 		if err := notify.Retry(ctx, policy, h.w, &d, n.log); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, p := range n.publishers {
+		if err := p.p.Publish(ctx, notify.ResultsSubject(p.prefix, string(job.Verdict)), idBase+"-"+event, body); err != nil {
 			errs = append(errs, err)
 		}
 	}

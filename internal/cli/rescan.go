@@ -46,6 +46,7 @@ func (c *rescanCmd) run(ctx context.Context, g *globals, env Env) int {
 	if err != nil {
 		return errorf(env, err)
 	}
+	defer notifier.Close()
 	if notifier != nil {
 		rc.Changed = notifier.Changed
 	}

@@ -44,6 +44,7 @@ func (c *sweepCmd) run(ctx context.Context, g *globals, env Env) int {
 	if err != nil {
 		return errorf(env, err)
 	}
+	defer notifier.Close()
 	sc := sweep.Config{Target: target, Pipeline: p, Jobs: st, UntaggedOnly: c.UntaggedOnly,
 		Concurrency: c.Concurrency, Logger: log}
 	if notifier != nil {

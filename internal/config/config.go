@@ -155,6 +155,23 @@ type NATSEvents struct {
 // Notify configures result notifications.
 type Notify struct {
 	Webhooks []Webhook `yaml:"webhooks"`
+	// AMQP publishes every result to a topic exchange with routing key
+	// lazaret.results.<verdict>.
+	AMQP *AMQPNotify `yaml:"amqp"`
+	// NATS publishes every result on subject <prefix>.<verdict>.
+	NATS *NATSNotify `yaml:"nats"`
+}
+
+// AMQPNotify is a RabbitMQ exchange for results.
+type AMQPNotify struct {
+	URL      Secret `yaml:"url"`
+	Exchange string `yaml:"exchange"` // default "lazaret"
+}
+
+// NATSNotify is a NATS server for results.
+type NATSNotify struct {
+	URL           Secret `yaml:"url"`
+	SubjectPrefix string `yaml:"subject_prefix"` // default "lazaret.results"
 }
 
 // Webhook is one receiver of signed result notifications.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats.go"
 
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/scan"
@@ -78,5 +79,30 @@ func TestBucketScanningNATS(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := len(listAll(t, c)); n != 1 {
 		t.Errorf("got %d jobs, want 1 (the quarantine copy is lazaret's own write)", n)
+	}
+}
+
+// TestResultsPublishedToBrokers: with notify.amqp and notify.nats set,
+// every result is published on lazaret.results.<verdict>.
+func TestResultsPublishedToBrokers(t *testing.T) {
+	natsURL := testenv.NATS(t)
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	prefix := fmt.Sprintf("lz.res.%d%d", os.Getpid(), time.Now().UnixNano())
+	sub, _ := nc.SubscribeSync(prefix + ".>")
+	nc.Flush()
+	c := start(t, func(cfg *config.Config) {
+		cfg.Notify.NATS = &config.NATSNotify{URL: config.Secret(natsURL), SubjectPrefix: prefix}
+	}, Options{})
+	code, b := c.upload("/v1/jobs", "file", map[string][]byte{"eicar.com": testenv.EICAR})
+	if code != 202 {
+		t.Fatalf("got %d %s", code, b)
+	}
+	m, err := sub.NextMsg(15 * time.Second)
+	if err != nil || m.Subject != prefix+".infected" || !strings.Contains(string(m.Data), `"event":"scan.completed"`) {
+		t.Errorf("got %+v, %v", m, err)
 	}
 }

@@ -56,6 +56,7 @@ type App struct {
 
 	stopWorkers context.CancelFunc
 	stopIntakes []context.CancelFunc
+	notifier    *build.Notifier
 	wg          sync.WaitGroup
 	errc        chan error
 	closeOnce   sync.Once
@@ -111,6 +112,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 	if err != nil {
 		return nil, err
 	}
+	a.notifier = notifier
 	var intake *bucket.Intake
 	if objects != nil {
 		bc := bucket.Config{Jobs: a.store, Queue: a.queue, Buckets: cfg.Buckets,
@@ -314,6 +316,7 @@ func (a *App) close() error {
 		if a.queue != nil {
 			errs = append(errs, a.queue.Close())
 		}
+		errs = append(errs, a.notifier.Close())
 		if a.engines != nil {
 			errs = append(errs, a.engines.Close())
 		}
