@@ -1,0 +1,127 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/lazaret/lazaret/internal/testenv"
+)
+
+// TestBucketKillMidRun: lazaret is killed with SIGKILL while objects
+// stream in and their events are processed; after a restart every object
+// ends with one job, its verdict tag (or deleted, when infected) and one
+// notification per delivery ID.
+func TestBucketKillMidRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	const n = 200
+	lport, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mio := testenv.StartMinIO(t, map[string]string{
+		"MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY":    "on",
+		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_PRIMARY":  fmt.Sprintf("http://127.0.0.1:%d/v1/events/s3", lport),
+		"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_PRIMARY": t.TempDir(), // events wait while lazaret is down
+	})
+	rc := &receiver{secret: "hook-secret", got: map[string]map[string]any{}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "lazaret.yaml")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, `listen: 127.0.0.1:%d
+data_dir: %s
+log: {level: error}
+queue: {ack_wait: 2s}
+engines: [{name: builtin, type: builtin}]
+s3: {endpoint: %s, access_key: %s, secret_key: %s, path_style: true}
+notify:
+  webhooks: [{url: %s, secret: hook-secret, report_clean: true}]
+`, lport, filepath.Join(dir, "data"), mio.Endpoint, mio.User, mio.Password, hook.URL), 0o644)
+	base := fmt.Sprintf("http://127.0.0.1:%d", lport)
+	child := startChild(t, cfgPath, base)
+	mc := subscribedBucket(t, mio, "uploads", "arn:minio:sqs::PRIMARY:webhook")
+
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	put := func() {
+		defer wg.Done()
+		for {
+			i := next.Add(1) - 1
+			if i >= n {
+				return
+			}
+			data := testenv.Deterministic(fmt.Sprint("obj", i), 2048)
+			if i%10 == 0 {
+				data = testenv.EICAR
+			}
+			if _, err := mc.PutObject(ctx, "uploads", fmt.Sprintf("o/%03d", i), bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+	for range 4 {
+		wg.Add(1)
+		go put()
+	}
+	for next.Load() < n/2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+	wg.Wait() // the rest arrive while lazaret is down: MinIO keeps their events
+	startChild(t, cfgPath, base)
+
+	deadline := time.Now().Add(120 * time.Second)
+	for time.Now().Before(deadline) && len(rc.byKey()) < n {
+		time.Sleep(250 * time.Millisecond)
+	}
+	got := rc.byKey()
+	if len(got) != n {
+		t.Fatalf("notified %d objects, want %d", len(got), n)
+	}
+	rc.mu.Lock()
+	perKey := map[string]int{}
+	for _, m := range rc.got {
+		src, _ := m["source"].(map[string]any)
+		perKey[src["key"].(string)]++
+	}
+	rc.mu.Unlock()
+	for k, c := range perKey {
+		if c != 1 {
+			t.Errorf("%s: %d distinct deliveries, want 1", k, c)
+		}
+	}
+	c := &client{t: t, base: base}
+	jobs := listAll(t, c)
+	if len(jobs) != n {
+		t.Errorf("got %d jobs, want %d (one per object)", len(jobs), n)
+	}
+	for i := range n {
+		key := fmt.Sprintf("o/%03d", i)
+		if i%10 == 0 {
+			if _, err := mc.StatObject(ctx, "uploads", key, minio.StatObjectOptions{}); err == nil {
+				t.Errorf("%s: infected and still there", key)
+			}
+			continue
+		}
+		tg, err := mc.GetObjectTagging(ctx, "uploads", key, minio.GetObjectTaggingOptions{})
+		if err != nil || tg.ToMap()["lazaret-status"] != "clean" {
+			t.Errorf("%s: tags %v, %v", key, tg, err)
+		}
+	}
+}
