@@ -7,6 +7,7 @@ import (
 
 	"github.com/lazaret/lazaret/internal/bucket"
 	"github.com/lazaret/lazaret/internal/s3event"
+	"github.com/lazaret/lazaret/internal/store"
 )
 
 // postS3Events takes an S3 / MinIO event notification (MinIO's webhook
@@ -34,5 +35,31 @@ func (s *Server) postS3Events(w http.ResponseWriter, r *http.Request) error {
 		"queued": out.Queued, "duplicates": out.Duplicates, "ignored": out.Ignored,
 		"out_of_scope": out.OutOfScope, "jobs": out.JobIDs,
 	})
+	return nil
+}
+
+// getDeliveries shows the notification outbox: counts by state and the
+// deliveries in one state (?state=failed by default), newest first.
+func (s *Server) getDeliveries(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Deliveries == nil {
+		return apiErr(http.StatusNotFound, "not_found", "this server keeps no notification outbox")
+	}
+	state := r.URL.Query().Get("state")
+	switch state {
+	case "":
+		state = store.DeliveryFailed
+	case store.DeliveryPending, store.DeliveryDelivered, store.DeliveryFailed:
+	default:
+		return apiErr(http.StatusBadRequest, "bad_request", "state %q is not one of pending, delivered, failed", state)
+	}
+	counts, err := s.cfg.Deliveries.CountDeliveries(r.Context())
+	if err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "the store did not answer", Err: err}
+	}
+	list, err := s.cfg.Deliveries.ListDeliveries(r.Context(), state, 100)
+	if err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Message: "the store did not answer", Err: err}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"counts": counts, "state": state, "deliveries": list})
 	return nil
 }

@@ -53,6 +53,12 @@ type Events interface {
 	Handle(ctx context.Context, body []byte) (bucket.Outcome, error)
 }
 
+// Deliveries shows the notification outbox.
+type Deliveries interface {
+	ListDeliveries(ctx context.Context, state string, limit int) ([]*store.Delivery, error)
+	CountDeliveries(ctx context.Context) (map[string]int64, error)
+}
+
 // Engines reports the engines' versions and health.
 type Engines interface {
 	Status(ctx context.Context) []scan.EngineStatus
@@ -69,6 +75,8 @@ type Config struct {
 	Engines Engines
 	// Events, if set, serves POST /v1/events/s3.
 	Events Events
+	// Deliveries, if set, serves GET /v1/deliveries.
+	Deliveries Deliveries
 	// Tokens enable bearer authentication; none means every request is
 	// allowed (the caller binds loopback only).
 	Tokens []Token
@@ -142,6 +150,7 @@ var routeTable = []route{
 	{"GET /v1/verdicts/{sha256}", RoleRead, fn(func(s *Server) handlerFunc { return s.getVerdict })},
 	{"GET /v1/engines", RoleRead, fn(func(s *Server) handlerFunc { return s.getEngines })},
 	{"POST /v1/events/s3", RoleSubmit, fn(func(s *Server) handlerFunc { return s.postS3Events })},
+	{"GET /v1/deliveries", RoleRead, fn(func(s *Server) handlerFunc { return s.getDeliveries })},
 	{"POST /{engine}/upload", RoleSubmit, fn(func(s *Server) handlerFunc { return s.menagerieUpload })},
 	{"GET /result/{id}", RoleRead, fn(func(s *Server) handlerFunc { return s.menagerieResult })},
 	{"GET /link/{id}", RoleRead, fn(func(s *Server) handlerFunc { return s.menagerieLink })},

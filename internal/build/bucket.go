@@ -10,6 +10,7 @@ import (
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/notify"
 	"github.com/lazaret/lazaret/internal/objstore"
+	"github.com/lazaret/lazaret/internal/outbox"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -40,6 +41,7 @@ func Objects(ctx context.Context, cfg config.Config, log *slog.Logger) (*objstor
 type Notifier struct {
 	hooks      []hook
 	publishers []publisher
+	outbox     *outbox.Dispatcher // nil: webhooks are delivered inline
 	log        *slog.Logger
 }
 
@@ -53,9 +55,25 @@ type publisher struct {
 }
 
 type hook struct {
+	name        string // the outbox target: index and URL without credentials
 	url         string
 	reportClean bool
 	w           *notify.Webhook
+}
+
+// UseOutbox makes the Notifier write webhook deliveries to the store's
+// outbox instead of sending them inline, and returns the dispatcher that
+// sends them (run it with Run). A nil Notifier returns nil.
+func (n *Notifier) UseOutbox(s outbox.Store) *outbox.Dispatcher {
+	if n == nil || len(n.hooks) == 0 {
+		return nil
+	}
+	var targets []outbox.Target
+	for _, h := range n.hooks {
+		targets = append(targets, outbox.Target{Name: h.name, URL: h.url, D: h.w})
+	}
+	n.outbox = outbox.New(s, targets, outbox.DefaultPolicy, n.log.With("part", "outbox"))
+	return n.outbox
 }
 
 // NewNotifier returns the Notifier for the configured webhooks, or nil
@@ -69,7 +87,8 @@ func NewNotifier(cfg config.Config, log *slog.Logger) (*Notifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("notify.webhooks[%d]: %w", i, err)
 		}
-		n.hooks = append(n.hooks, hook{url: wc.URL.Reveal(), reportClean: wc.ReportClean, w: w})
+		n.hooks = append(n.hooks, hook{name: fmt.Sprintf("webhook[%d] %s", i, notify.RedactURL(wc.URL.Reveal())),
+			url: wc.URL.Reveal(), reportClean: wc.ReportClean, w: w})
 	}
 	if a := cfg.Notify.AMQP; a != nil {
 		ex := a.Exchange
@@ -149,7 +168,16 @@ func (n *Notifier) send(ctx context.Context, event string, job *scan.Job, previo
 		if !notify.ShouldSendEvent(event, job, h.reportClean) {
 			continue
 		}
-		d := notify.Delivery{ID: fmt.Sprintf("%s-%d-%s", idBase, i, event), URL: h.url, Event: event, Body: body}
+		id := fmt.Sprintf("%s-%d-%s", idBase, i, event)
+		if n.outbox != nil {
+			// Durable first; the dispatcher sends it, retrying for as
+			// long as it takes.
+			if err := n.outbox.Enqueue(ctx, h.name, id, event, body); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		d := notify.Delivery{ID: id, URL: h.url, Event: event, Body: body}
 		if err := notify.Retry(ctx, policy, h.w, &d, n.log); err != nil {
 			errs = append(errs, err)
 		}

@@ -81,6 +81,35 @@ func New(q QueueStats, engines EngineStatus) *Metrics {
 	return m
 }
 
+// DeliveryCounter counts the notification outbox by state.
+type DeliveryCounter interface {
+	CountDeliveries(ctx context.Context) (map[string]int64, error)
+}
+
+// WatchDeliveries exports the outbox's counts as
+// lazaret_notify_deliveries{state}, read at scrape time.
+func (m *Metrics) WatchDeliveries(d DeliveryCounter) {
+	m.reg.MustRegister(&deliveryCollector{d: d})
+}
+
+var deliveriesDesc = prometheus.NewDesc("lazaret_notify_deliveries", "Webhook deliveries in the outbox by state (pending, delivered, failed).", []string{"state"}, nil)
+
+type deliveryCollector struct{ d DeliveryCounter }
+
+func (c *deliveryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- deliveriesDesc }
+
+func (c *deliveryCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	counts, err := c.d.CountDeliveries(ctx)
+	if err != nil {
+		return
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(deliveriesDesc, prometheus.GaugeValue, float64(n), state)
+	}
+}
+
 // Handler serves the metrics in Prometheus' text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

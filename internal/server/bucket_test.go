@@ -281,6 +281,15 @@ func TestBucketWebhookReceiverDown(t *testing.T) {
 	if n := len(fr.got); n != 1 {
 		t.Errorf("got %d distinct deliveries, want 1", n)
 	}
+	// The outbox shows it, and the metrics count it.
+	code, b := c.do("GET", "/v1/deliveries?state=delivered", "", nil)
+	if code != 200 || !strings.Contains(string(b), `"delivered":1`) || !strings.Contains(string(b), "scan.completed") {
+		t.Errorf("deliveries: %d %s", code, b)
+	}
+	_, b = c.do("GET", "/metrics", "", nil)
+	if !strings.Contains(string(b), `lazaret_notify_deliveries{state="delivered"} 1`) {
+		t.Error("metrics lack lazaret_notify_deliveries")
+	}
 }
 
 // TestBucketEventForGoneObject: an event for an object that no longer

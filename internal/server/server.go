@@ -113,6 +113,17 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		return nil, err
 	}
 	a.notifier = notifier
+	if opts.Workers {
+		if d := notifier.UseOutbox(a.store); d != nil {
+			octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			a.stopIntakes = append(a.stopIntakes, cancel)
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				d.Run(octx)
+			}()
+		}
+	}
 	var intake *bucket.Intake
 	if objects != nil {
 		bc := bucket.Config{Jobs: a.store, Queue: a.queue, Buckets: cfg.Buckets,
@@ -126,6 +137,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 	}
 	m := metrics.New(a.queue, a.engines)
+	if notifier != nil {
+		m.WatchDeliveries(a.store)
+	}
 	p, err := pipeline.New(pipeline.Config{
 		Engines:       a.engines.List(),
 		Store:         a.store,
@@ -227,6 +241,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 		if intake != nil {
 			ac.Events = intake
+		}
+		if notifier != nil {
+			ac.Deliveries = a.store
 		}
 		h, err := api.New(ac)
 		if err != nil {

@@ -56,6 +56,20 @@ type Store interface {
 	// PutVerdict stores (or replaces) a cached verdict. Only clean and
 	// infected verdicts are cacheable.
 	PutVerdict(ctx context.Context, v *scan.CachedVerdict) error
+	// AddDelivery puts a notification in the outbox (state pending). A
+	// delivery whose ID is there already is left as it is: adding is
+	// idempotent, so a retried job does not notify twice.
+	AddDelivery(ctx context.Context, d *Delivery) error
+	// DueDeliveries returns pending deliveries whose NextAt has come,
+	// oldest first.
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
+	// UpdateDelivery records an attempt: State, Attempts, NextAt and
+	// LastError.
+	UpdateDelivery(ctx context.Context, d *Delivery) error
+	// ListDeliveries lists deliveries in a state, newest first.
+	ListDeliveries(ctx context.Context, state string, limit int) ([]*Delivery, error)
+	// CountDeliveries counts deliveries by state.
+	CountDeliveries(ctx context.Context) (map[string]int64, error)
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
@@ -88,4 +102,27 @@ type JobPage struct {
 	Jobs []*scan.Job
 	// NextCursor continues the listing; "" when this is the last page.
 	NextCursor string
+}
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+)
+
+// Delivery is one notification in the outbox.
+type Delivery struct {
+	// ID is stable for a job and event: receivers drop repeats by it.
+	ID string `json:"id"`
+	// Target names the receiver (a webhook's index in the
+	// configuration and its URL without credentials).
+	Target    string    `json:"target"`
+	Event     string    `json:"event"`
+	Body      []byte    `json:"-"`
+	State     string    `json:"state"`
+	Attempts  int       `json:"attempts"`
+	NextAt    time.Time `json:"next_at"`
+	LastError string    `json:"last_error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }

@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListJobsInvalid", testListJobsInvalid},
 		{"VerdictCache", testVerdictCache},
 		{"SaveJob", testSaveJob},
+		{"Outbox", testOutbox},
 		{"SaveJobConcurrent", testSaveJobConcurrent},
 		{"VerdictCacheInvalid", testVerdictCacheInvalid},
 		{"CanceledContext", testCanceledContext},
@@ -1110,4 +1111,73 @@ func testSaveJobConcurrent(t *testing.T, s store.Store) {
 			t.Errorf("job %d not stored: %v", i, err)
 		}
 	}
+}
+
+// testOutbox: deliveries are added once, come due in order, record their
+// attempts and are counted and listed by state.
+func testOutbox(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	add := func(id string, next time.Time) {
+		t.Helper()
+		if err := s.AddDelivery(ctx, &store.Delivery{ID: id, Target: "0 https://h/x", Event: "scan.completed",
+			Body: []byte(`{"a":1}`), NextAt: next, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("d1", now.Add(-time.Minute))
+	add("d2", now.Add(-2*time.Minute))
+	add("d3", now.Add(time.Hour)) // not due yet
+	// Adding again changes nothing (a retried job notifies once).
+	if err := s.AddDelivery(ctx, &store.Delivery{ID: "d1", Target: "other", Event: "x", Body: []byte("changed"), NextAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueDeliveries(ctx, now, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 2 || due[0].ID != "d2" || due[1].ID != "d1" {
+		t.Fatalf("due: got %v, want d2 then d1", deliveryIDs(due))
+	}
+	if string(due[1].Body) != `{"a":1}` || due[1].Target != "0 https://h/x" || due[1].State != store.DeliveryPending {
+		t.Errorf("d1 came back as %+v", due[1])
+	}
+	// d2 fails once and is put off; d1 is delivered.
+	d2 := due[0]
+	d2.Attempts, d2.NextAt, d2.LastError = 1, now.Add(time.Minute), "503"
+	if err := s.UpdateDelivery(ctx, d2); err != nil {
+		t.Fatal(err)
+	}
+	d1 := due[1]
+	d1.State, d1.Attempts = store.DeliveryDelivered, 1
+	if err := s.UpdateDelivery(ctx, d1); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.DueDeliveries(ctx, now, 10); len(due) != 0 {
+		t.Errorf("due after the attempts: %v, want none", deliveryIDs(due))
+	}
+	if due, _ := s.DueDeliveries(ctx, now.Add(2*time.Minute), 10); len(due) != 1 || due[0].ID != "d2" || due[0].Attempts != 1 || due[0].LastError != "503" {
+		t.Errorf("due later: %v", deliveryIDs(due))
+	}
+	d2.State = store.DeliveryFailed
+	if err := s.UpdateDelivery(ctx, d2); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.CountDeliveries(ctx)
+	if err != nil || counts[store.DeliveryPending] != 1 || counts[store.DeliveryDelivered] != 1 || counts[store.DeliveryFailed] != 1 {
+		t.Errorf("counts %v, %v", counts, err)
+	}
+	failed, err := s.ListDeliveries(ctx, store.DeliveryFailed, 10)
+	if err != nil || len(failed) != 1 || failed[0].ID != "d2" {
+		t.Errorf("failed: %v, %v", deliveryIDs(failed), err)
+	}
+	checkErr(t, "UpdateDelivery(unknown)", s.UpdateDelivery(ctx, &store.Delivery{ID: "nope", State: store.DeliveryFailed, NextAt: now}), store.ErrNotFound)
+}
+
+func deliveryIDs(ds []*store.Delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.ID
+	}
+	return out
 }

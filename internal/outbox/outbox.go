@@ -1,0 +1,147 @@
+// Package outbox delivers notifications from the store: a finished job's
+// webhook deliveries are written to the store first (so a receiver that is
+// down loses nothing, and a crash loses nothing), then a dispatcher sends
+// them, retrying with backoff; deliveries that keep failing are kept as
+// failed, listed by the API and counted in metrics — never dropped.
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lazaret/lazaret/internal/notify"
+	"github.com/lazaret/lazaret/internal/store"
+)
+
+// Store is the outbox's part of the store.
+type Store interface {
+	AddDelivery(ctx context.Context, d *store.Delivery) error
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*store.Delivery, error)
+	UpdateDelivery(ctx context.Context, d *store.Delivery) error
+}
+
+// Deliverer sends one delivery attempt.
+type Deliverer interface {
+	Deliver(ctx context.Context, d notify.Delivery) error
+}
+
+// Target is a receiver: its name (stored with each delivery), URL and
+// deliverer.
+type Target struct {
+	Name string
+	URL  string
+	D    Deliverer
+}
+
+// DefaultPolicy retries for about a day and a half (backoff capped at 5
+// minutes) before a delivery is marked failed.
+var DefaultPolicy = notify.Policy{MaxAttempts: 400}
+
+// Dispatcher sends due deliveries. It is safe for concurrent use.
+type Dispatcher struct {
+	store   Store
+	targets map[string]Target
+	policy  notify.Policy
+	log     *slog.Logger
+	wake    chan struct{}
+	now     func() time.Time
+}
+
+// New returns a Dispatcher over the targets.
+func New(s Store, targets []Target, policy notify.Policy, log *slog.Logger) *Dispatcher {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := map[string]Target{}
+	for _, t := range targets {
+		m[t.Name] = t
+	}
+	return &Dispatcher{store: s, targets: m, policy: policy, log: log, wake: make(chan struct{}, 1), now: time.Now}
+}
+
+// Enqueue stores a delivery for target and wakes the dispatcher. Adding
+// the same ID twice is one delivery.
+func (d *Dispatcher) Enqueue(ctx context.Context, target, id, event string, body []byte) error {
+	if _, ok := d.targets[target]; !ok {
+		return fmt.Errorf("outbox: unknown target %q", target)
+	}
+	err := d.store.AddDelivery(ctx, &store.Delivery{ID: id, Target: target, Event: event, Body: body,
+		State: store.DeliveryPending, NextAt: d.now().UTC(), CreatedAt: d.now().UTC()})
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Run sends due deliveries until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for d.drain(ctx) {
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-d.wake:
+		}
+	}
+}
+
+// drain sends one batch and reports whether there may be more.
+func (d *Dispatcher) drain(ctx context.Context) bool {
+	const batch = 50
+	due, err := d.store.DueDeliveries(ctx, d.now().UTC(), batch)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.LogAttrs(ctx, slog.LevelWarn, "outbox: reading due deliveries failed", slog.String("error", err.Error()))
+		}
+		return false
+	}
+	for _, del := range due {
+		if ctx.Err() != nil {
+			return false
+		}
+		d.send(ctx, del)
+	}
+	return len(due) == batch
+}
+
+func (d *Dispatcher) send(ctx context.Context, del *store.Delivery) {
+	t, ok := d.targets[del.Target]
+	var err error
+	if !ok {
+		err = errors.New("the target is no longer configured")
+	} else {
+		err = t.D.Deliver(ctx, notify.Delivery{ID: del.ID, URL: t.URL, Event: del.Event, Body: del.Body, Attempt: del.Attempts + 1})
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the delivery stays due
+	}
+	del.Attempts++
+	switch {
+	case err == nil:
+		del.State, del.LastError = store.DeliveryDelivered, ""
+	default:
+		del.LastError = err.Error()
+		delay, retry := d.policy.Next(del.Attempts, err)
+		if retry && ok {
+			del.NextAt = d.now().UTC().Add(delay)
+		} else {
+			del.State = store.DeliveryFailed
+			d.log.LogAttrs(ctx, slog.LevelWarn, "delivery failed for good", slog.String("id", del.ID),
+				slog.String("target", del.Target), slog.Int("attempts", del.Attempts), slog.String("error", del.LastError))
+		}
+	}
+	if err := d.store.UpdateDelivery(context.WithoutCancel(ctx), del); err != nil {
+		d.log.LogAttrs(ctx, slog.LevelWarn, "outbox: recording an attempt failed", slog.String("id", del.ID), slog.String("error", err.Error()))
+	}
+}

@@ -1,0 +1,100 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/lazaret/lazaret/internal/store"
+)
+
+// AddDelivery puts a delivery in the outbox; an existing ID is left alone.
+func (s *Store) AddDelivery(ctx context.Context, d *store.Delivery) error {
+	if d == nil || d.ID == "" || d.Target == "" {
+		return fmt.Errorf("sqlite: add delivery: id and target are required")
+	}
+	created := d.CreatedAt
+	if created.IsZero() {
+		created = time.Now()
+	}
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, target, event, body, state, attempts, next_at, last_error, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			d.ID, d.Target, d.Event, d.Body, store.DeliveryPending, d.Attempts, d.NextAt.UnixMicro(), d.LastError, created.UnixMicro())
+		if err != nil {
+			return fmt.Errorf("sqlite: add delivery %s: %w", d.ID, err)
+		}
+		return nil
+	})
+}
+
+// UpdateDelivery records an attempt.
+func (s *Store) UpdateDelivery(ctx context.Context, d *store.Delivery) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?`,
+			d.State, d.Attempts, d.NextAt.UnixMicro(), d.LastError, d.ID)
+		if err != nil {
+			return fmt.Errorf("sqlite: update delivery %s: %w", d.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("sqlite: update delivery %s: %w", d.ID, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+const deliveryColumns = `id, target, event, body, state, attempts, next_at, last_error, created_at`
+
+func (s *Store) queryDeliveries(ctx context.Context, q string, args ...any) ([]*store.Delivery, error) {
+	rows, err := s.reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := []*store.Delivery{}
+	for rows.Next() {
+		var d store.Delivery
+		var next, created int64
+		if err := rows.Scan(&d.ID, &d.Target, &d.Event, &d.Body, &d.State, &d.Attempts, &next, &d.LastError, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+		}
+		d.NextAt, d.CreatedAt = time.UnixMicro(next).UTC(), time.UnixMicro(created).UTC()
+		out = append(out, &d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// DueDeliveries returns pending deliveries that are due, oldest first.
+func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*store.Delivery, error) {
+	return s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?`, now.UnixMicro(), max(limit, 1))
+}
+
+// ListDeliveries lists deliveries in a state, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, state string, limit int) ([]*store.Delivery, error) {
+	return s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE state = ? ORDER BY created_at DESC LIMIT ?`, state, max(limit, 1))
+}
+
+// CountDeliveries counts deliveries by state.
+func (s *Store) CountDeliveries(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT state, count(*) FROM deliveries GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: count deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{store.DeliveryPending: 0, store.DeliveryDelivered: 0, store.DeliveryFailed: 0}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: count deliveries: %w", err)
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
