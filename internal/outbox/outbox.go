@@ -19,7 +19,7 @@ import (
 // Store is the outbox's part of the store.
 type Store interface {
 	AddDelivery(ctx context.Context, d *store.Delivery) error
-	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*store.Delivery, error)
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*store.Delivery, error)
 	UpdateDelivery(ctx context.Context, d *store.Delivery) error
 }
 
@@ -99,7 +99,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // drain sends one batch and reports whether there may be more.
 func (d *Dispatcher) drain(ctx context.Context) bool {
 	const batch = 50
-	due, err := d.store.DueDeliveries(ctx, d.now().UTC(), batch)
+	// A lease long enough for a batch of slow receivers; a dispatcher
+	// that dies mid-batch leaves its claims due again after it.
+	due, err := d.store.ClaimDeliveries(ctx, d.now().UTC(), 5*time.Minute, batch)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.LogAttrs(ctx, slog.LevelWarn, "outbox: reading due deliveries failed", slog.String("error", err.Error()))
@@ -124,7 +126,10 @@ func (d *Dispatcher) send(ctx context.Context, del *store.Delivery) {
 		err = t.D.Deliver(ctx, notify.Delivery{ID: del.ID, URL: t.URL, Event: del.Event, Body: del.Body, Attempt: del.Attempts + 1})
 	}
 	if ctx.Err() != nil {
-		return // shutting down: the delivery stays due
+		// Shutting down: give the claim back so it is due at once.
+		del.NextAt = d.now().UTC()
+		d.store.UpdateDelivery(context.WithoutCancel(ctx), del)
+		return
 	}
 	del.Attempts++
 	switch {

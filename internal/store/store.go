@@ -60,9 +60,12 @@ type Store interface {
 	// delivery whose ID is there already is left as it is: adding is
 	// idempotent, so a retried job does not notify twice.
 	AddDelivery(ctx context.Context, d *Delivery) error
-	// DueDeliveries returns pending deliveries whose NextAt has come,
-	// oldest first.
-	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
+	// ClaimDeliveries returns pending deliveries whose NextAt has come
+	// (the longest due first, in no particular order within a batch), and pushes their NextAt to now+lease in the same
+	// step, so that several dispatchers sharing a store do not send the
+	// same delivery at once (and a dispatcher that dies mid-send leaves
+	// it due again after the lease).
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Delivery, error)
 	// UpdateDelivery records an attempt: State, Attempts, NextAt and
 	// LastError.
 	UpdateDelivery(ctx context.Context, d *Delivery) error

@@ -64,10 +64,17 @@ func (s *Store) queryDeliveries(ctx context.Context, q string, args ...any) ([]*
 	return out, nil
 }
 
-// DueDeliveries returns pending deliveries that are due, oldest first.
-func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*store.Delivery, error) {
-	return s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at LIMIT $2`, now, max(limit, 1))
+// ClaimDeliveries claims pending deliveries that are due (the oldest due first);
+// rows another dispatcher is claiming are skipped, not waited for.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*store.Delivery, error) {
+	out, err := s.queryDeliveries(ctx, `UPDATE deliveries SET next_at = $1
+		WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_at <= $2
+		             ORDER BY next_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+		RETURNING `+deliveryColumns, now.Add(lease), now, max(limit, 1))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ListDeliveries lists deliveries in a state, newest first.

@@ -52,6 +52,10 @@ func (s *Store) queryDeliveries(ctx context.Context, q string, args ...any) ([]*
 		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
 	}
 	defer rows.Close()
+	return scanDeliveries(rows)
+}
+
+func scanDeliveries(rows *sql.Rows) ([]*store.Delivery, error) {
 	out := []*store.Delivery{}
 	for rows.Next() {
 		var d store.Delivery
@@ -68,10 +72,25 @@ func (s *Store) queryDeliveries(ctx context.Context, q string, args ...any) ([]*
 	return out, nil
 }
 
-// DueDeliveries returns pending deliveries that are due, oldest first.
-func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*store.Delivery, error) {
-	return s.queryDeliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?`, now.UnixMicro(), max(limit, 1))
+// ClaimDeliveries claims pending deliveries that are due.
+// The single writer makes select-and-update one atomic step.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*store.Delivery, error) {
+	var out []*store.Delivery
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET next_at = ?
+			WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?)
+			RETURNING `+deliveryColumns, now.Add(lease).UnixMicro(), now.UnixMicro(), max(limit, 1))
+		if err != nil {
+			return fmt.Errorf("sqlite: claim deliveries: %w", err)
+		}
+		defer rows.Close()
+		out, err = scanDeliveries(rows)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ListDeliveries lists deliveries in a state, newest first.

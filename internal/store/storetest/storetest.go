@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -1132,32 +1133,37 @@ func testOutbox(t *testing.T, s store.Store) {
 	if err := s.AddDelivery(ctx, &store.Delivery{ID: "d1", Target: "other", Event: "x", Body: []byte("changed"), NextAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	due, err := s.DueDeliveries(ctx, now, 10)
+	due, err := s.ClaimDeliveries(ctx, now, time.Minute, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(due) != 2 || due[0].ID != "d2" || due[1].ID != "d1" {
-		t.Fatalf("due: got %v, want d2 then d1", deliveryIDs(due))
+	slices.SortFunc(due, func(a, b *store.Delivery) int { return strings.Compare(a.ID, b.ID) })
+	if len(due) != 2 || due[0].ID != "d1" || due[1].ID != "d2" {
+		t.Fatalf("due: got %v, want d1 and d2", deliveryIDs(due))
 	}
-	if string(due[1].Body) != `{"a":1}` || due[1].Target != "0 https://h/x" || due[1].State != store.DeliveryPending {
-		t.Errorf("d1 came back as %+v", due[1])
+	if string(due[0].Body) != `{"a":1}` || due[0].Target != "0 https://h/x" || due[0].State != store.DeliveryPending {
+		t.Errorf("d1 came back as %+v", due[0])
+	}
+	// Claimed: another dispatcher gets nothing until the lease ends.
+	if again, _ := s.ClaimDeliveries(ctx, now, time.Minute, 10); len(again) != 0 {
+		t.Errorf("claimed twice: %v", deliveryIDs(again))
 	}
 	// d2 fails once and is put off; d1 is delivered.
-	d2 := due[0]
+	d1, d2 := due[0], due[1]
 	d2.Attempts, d2.NextAt, d2.LastError = 1, now.Add(time.Minute), "503"
 	if err := s.UpdateDelivery(ctx, d2); err != nil {
 		t.Fatal(err)
 	}
-	d1 := due[1]
 	d1.State, d1.Attempts = store.DeliveryDelivered, 1
 	if err := s.UpdateDelivery(ctx, d1); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.DueDeliveries(ctx, now, 10); len(due) != 0 {
+	if due, _ := s.ClaimDeliveries(ctx, now, time.Minute, 10); len(due) != 0 {
 		t.Errorf("due after the attempts: %v, want none", deliveryIDs(due))
 	}
-	if due, _ := s.DueDeliveries(ctx, now.Add(2*time.Minute), 10); len(due) != 1 || due[0].ID != "d2" || due[0].Attempts != 1 || due[0].LastError != "503" {
-		t.Errorf("due later: %v", deliveryIDs(due))
+	later, _ := s.ClaimDeliveries(ctx, now.Add(2*time.Minute), time.Minute, 10)
+	if len(later) != 1 || later[0].ID != "d2" || later[0].Attempts != 1 || later[0].LastError != "503" {
+		t.Errorf("due later: %v", deliveryIDs(later))
 	}
 	d2.State = store.DeliveryFailed
 	if err := s.UpdateDelivery(ctx, d2); err != nil {
