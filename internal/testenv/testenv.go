@@ -31,38 +31,28 @@ func Require(t testing.TB, what string) {
 	t.Skipf("%s is not available; set it up to run this test (see README)", what)
 }
 
-// Postgres returns the PostgreSQL URL from LAZARET_TEST_POSTGRES.
-func Postgres(t testing.TB) string {
+// fromEnv returns the address in an environment variable, or skips (or
+// fails, under CI) naming the service.
+func fromEnv(t testing.TB, name, service string) string {
 	t.Helper()
-	u := os.Getenv(EnvPostgres)
+	u := os.Getenv(name)
 	if u == "" {
-		Require(t, "PostgreSQL ($"+EnvPostgres+")")
+		Require(t, service+" ($"+name+")")
 	}
 	return u
 }
+
+// Postgres returns the PostgreSQL URL from LAZARET_TEST_POSTGRES.
+func Postgres(t testing.TB) string { t.Helper(); return fromEnv(t, EnvPostgres, "PostgreSQL") }
 
 // EnvAMQP names a RabbitMQ for tests: amqp://user:pass@127.0.0.1:5672/.
 const EnvAMQP = "LAZARET_TEST_AMQP"
 
 // AMQP returns the RabbitMQ URL from LAZARET_TEST_AMQP.
-func AMQP(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv(EnvAMQP)
-	if u == "" {
-		Require(t, "RabbitMQ ($"+EnvAMQP+")")
-	}
-	return u
-}
+func AMQP(t testing.TB) string { t.Helper(); return fromEnv(t, EnvAMQP, "RabbitMQ") }
 
 // EnvNATS names a NATS server with JetStream for tests: nats://127.0.0.1:4222.
 const EnvNATS = "LAZARET_TEST_NATS"
 
 // NATS returns the NATS URL from LAZARET_TEST_NATS.
-func NATS(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv(EnvNATS)
-	if u == "" {
-		Require(t, "NATS with JetStream ($"+EnvNATS+")")
-	}
-	return u
-}
+func NATS(t testing.TB) string { t.Helper(); return fromEnv(t, EnvNATS, "NATS with JetStream") }
