@@ -111,3 +111,62 @@ func TestRedact(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+// TestReconnectAfterBrokerRestart: the consumer survives a RabbitMQ
+// restart — messages published after it (and before, still queued) are
+// handled once it is back.
+func TestReconnectAfterBrokerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a private RabbitMQ node")
+	}
+	r := testenv.StartRabbitMQ(t)
+	cfg := Config{URL: r.URL(), Queue: "lz-restart", Exchange: "lz-restart.x", RoutingKey: "k"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := &recorder{}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, rec, nil) }()
+	publish := func(body string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			conn, err := amqp.Dial(r.URL())
+			if err == nil {
+				ch, _ := conn.Channel()
+				err = ch.PublishWithContext(ctx, "lz-restart.x", "k", false, false, amqp.Publishing{Body: []byte(body), DeliveryMode: amqp.Persistent})
+				conn.Close()
+				if err == nil {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("publish %s: %v", body, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for len(rec.got()) < n && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(rec.got()) < n {
+			t.Fatalf("handled %v, want %d messages", rec.got(), n)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the consumer declares and binds
+	publish("before")
+	waitFor(1)
+	r.Stop()
+	r.Start()
+	publish("after")
+	waitFor(2)
+	if got := fmt.Sprint(rec.got()); got != "[before after]" {
+		t.Errorf("handled %s", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}

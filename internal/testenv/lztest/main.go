@@ -9,8 +9,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"strconv"
 	"time"
@@ -46,7 +44,7 @@ func run(args []string) error {
 		}
 		deadline := time.Now().Add(90 * time.Second)
 		for {
-			err := pingAMQP(port)
+			err := testenv.PingAMQP(port)
 			if err == nil {
 				return nil
 			}
@@ -73,26 +71,4 @@ func run(args []string) error {
 		}
 	}
 	return fmt.Errorf("unknown command %q", args)
-}
-
-// pingAMQP sends the AMQP 0-9-1 protocol header and expects a frame back
-// (connection.start, frame type 1).
-func pingAMQP(port int) error {
-	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := conn.Write([]byte("AMQP\x00\x00\x09\x01")); err != nil {
-		return err
-	}
-	b := make([]byte, 1)
-	if _, err := io.ReadFull(conn, b); err != nil {
-		return err
-	}
-	if b[0] != 1 {
-		return fmt.Errorf("unexpected frame type %d", b[0])
-	}
-	return nil
 }
