@@ -77,6 +77,10 @@ type Config struct {
 	Events Events
 	// Deliveries, if set, serves GET /v1/deliveries.
 	Deliveries Deliveries
+	// Proxies are store-scan-forward gates by name, served under
+	// /proxy/<name>/ without authentication: package clients cannot send
+	// bearer tokens, and a gate serves only content scanned clean.
+	Proxies map[string]http.Handler
 	// Tokens enable bearer authentication; none means every request is
 	// allowed (the caller binds loopback only).
 	Tokens []Token
@@ -151,6 +155,12 @@ var routeTable = []route{
 	{"GET /v1/engines", RoleRead, fn(func(s *Server) handlerFunc { return s.getEngines })},
 	{"POST /v1/events/s3", RoleSubmit, fn(func(s *Server) handlerFunc { return s.postS3Events })},
 	{"GET /v1/deliveries", RoleRead, fn(func(s *Server) handlerFunc { return s.getDeliveries })},
+	{"GET /proxy/{name}/", RoleNone, func(s *Server) http.Handler {
+		if len(s.cfg.Proxies) == 0 {
+			return nil
+		}
+		return http.HandlerFunc(s.proxy)
+	}},
 	{"POST /{engine}/upload", RoleSubmit, fn(func(s *Server) handlerFunc { return s.menagerieUpload })},
 	{"GET /result/{id}", RoleRead, fn(func(s *Server) handlerFunc { return s.menagerieResult })},
 	{"GET /link/{id}", RoleRead, fn(func(s *Server) handlerFunc { return s.menagerieLink })},
@@ -233,6 +243,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sw.status = http.StatusOK
 	}
 	s.cfg.Observe(route, sw.status, time.Since(start))
+}
+
+// proxy hands a request to the named gate, without the /proxy/<name>
+// prefix (HEAD requests reach it too: the mux routes HEAD to GET).
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	h, ok := s.cfg.Proxies[name]
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no proxy named %q", name), "code": "not_found"})
+		return
+	}
+	http.StripPrefix("/proxy/"+name, h).ServeHTTP(w, r)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

@@ -42,6 +42,9 @@ type Config struct {
 	Events  Events   `yaml:"events"`
 	Notify  Notify   `yaml:"notify"`
 	Rescan  Rescan   `yaml:"rescan"`
+	// Proxies are store-scan-forward gates served by `serve` under
+	// /proxy/<name>/.
+	Proxies []Proxy `yaml:"proxies"`
 	// Engines scan every sample. Empty means one builtin engine.
 	Engines []Engine `yaml:"engines"`
 }
@@ -184,6 +187,16 @@ type Webhook struct {
 	ReportClean        bool   `yaml:"report_clean"`
 	CAFile             string `yaml:"ca_file"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Proxy is a store-scan-forward gate in front of an upstream.
+type Proxy struct {
+	// Name is the path segment: /proxy/<name>/...
+	Name     string `yaml:"name"`
+	Upstream Secret `yaml:"upstream"`
+	// PassThrough lists path prefixes (index pages such as /simple/)
+	// served without a scan.
+	PassThrough []string `yaml:"pass_through"`
 }
 
 // Rescan schedules re-checks of stored verdicts inside serve.
@@ -437,6 +450,19 @@ func (c *Config) Validate() error {
 		u := w.URL.Reveal()
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			errs = append(errs, fmt.Errorf("notify.webhooks[%d].url: want an http(s) URL", i))
+		}
+	}
+	proxyNames := map[string]bool{}
+	for i, p := range c.Proxies {
+		switch {
+		case p.Name == "" || strings.ContainsAny(p.Name, "/ ?#%"):
+			errs = append(errs, fmt.Errorf("proxies[%d].name: required, one path segment", i))
+		case proxyNames[p.Name]:
+			errs = append(errs, fmt.Errorf("proxies[%d].name: %q is used twice", i, p.Name))
+		}
+		proxyNames[p.Name] = true
+		if u := p.Upstream.Reveal(); !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			errs = append(errs, fmt.Errorf("proxies[%d].upstream: want an http(s) URL", i))
 		}
 	}
 	if c.Rescan.Schedule != "" {

@@ -26,6 +26,7 @@ import (
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/metrics"
 	"github.com/lazaret/lazaret/internal/pipeline"
+	"github.com/lazaret/lazaret/internal/proxy"
 	"github.com/lazaret/lazaret/internal/queue"
 	"github.com/lazaret/lazaret/internal/rescan"
 	"github.com/lazaret/lazaret/internal/store"
@@ -57,6 +58,7 @@ type App struct {
 	stopWorkers context.CancelFunc
 	stopIntakes []context.CancelFunc
 	notifier    *build.Notifier
+	proxies     []*proxy.Proxy
 	wg          sync.WaitGroup
 	errc        chan error
 	closeOnce   sync.Once
@@ -245,6 +247,22 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		if notifier != nil {
 			ac.Deliveries = a.store
 		}
+		for _, pc := range cfg.Proxies {
+			rules := make([]proxy.Rule, len(pc.PassThrough))
+			for i, prefix := range pc.PassThrough {
+				rules[i] = proxy.Rule{PathPrefix: prefix, Scan: false}
+			}
+			px, err := proxy.New(proxy.Config{Upstream: pc.Upstream.Reveal(), CacheDir: filepath.Join(cfg.DataDir, "proxy", pc.Name),
+				Scanner: p, MaxSize: int64(cfg.Limits.MaxSize), PassThrough: rules, Logger: log.With("part", "proxy", "proxy", pc.Name)})
+			if err != nil {
+				return nil, fmt.Errorf("proxies: %s: %w", pc.Name, err)
+			}
+			a.proxies = append(a.proxies, px)
+			if ac.Proxies == nil {
+				ac.Proxies = map[string]http.Handler{}
+			}
+			ac.Proxies[pc.Name] = px
+		}
 		h, err := api.New(ac)
 		if err != nil {
 			return nil, err
@@ -334,6 +352,9 @@ func (a *App) close() error {
 			errs = append(errs, a.queue.Close())
 		}
 		errs = append(errs, a.notifier.Close())
+		for _, px := range a.proxies {
+			px.Close()
+		}
 		if a.engines != nil {
 			errs = append(errs, a.engines.Close())
 		}

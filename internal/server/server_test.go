@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -458,5 +459,42 @@ func TestScheduledRescan(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `msg="scheduled rescan done" part=rescan checked=1`) {
 		t.Errorf("no scheduled rescan in the log:\n%s", logs.String())
+	}
+}
+
+// TestProxyInServe: a gate from the `proxies` configuration answers under
+// /proxy/<name>/, without a token even when tokens are configured.
+func TestProxyInServe(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/pkgs/clean.txt":
+			w.Write([]byte("clean bytes"))
+		case "/pkgs/eicar.com":
+			w.Write(testenv.EICAR)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer up.Close()
+	c := start(t, func(cfg *config.Config) {
+		cfg.Proxies = []config.Proxy{{Name: "files", Upstream: config.Secret(up.URL)}}
+		cfg.Auth.Tokens = []config.Token{{Name: "admin", Role: "admin", Token: "admin-token-0123456789"}}
+	}, Options{})
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/proxy/files/pkgs/clean.txt", 200},
+		{"/proxy/files/pkgs/eicar.com", 409},
+		{"/proxy/files/pkgs/missing", 404},
+		{"/proxy/other/pkgs/clean.txt", 404},
+	} {
+		code, b := c.do("GET", tc.path, "", nil)
+		if code != tc.want {
+			t.Errorf("%s: got %d %s, want %d", tc.path, code, b, tc.want)
+		}
+		if tc.want == 200 && string(b) != "clean bytes" {
+			t.Errorf("%s: got body %q", tc.path, b)
+		}
 	}
 }
