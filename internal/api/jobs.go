@@ -120,7 +120,7 @@ func (s *Server) postScan(w http.ResponseWriter, r *http.Request) error {
 	var storeErr error
 	_, err := eachUpload(r, "file", func(name string, body io.Reader) error {
 		job, err := s.cfg.Scanner.Scan(r.Context(), pipeline.Request{
-			Name: name, Body: body, Size: -1, Source: scan.Source{Kind: "upload"},
+			Name: name, Body: body, Size: -1, Source: scan.Source{Kind: "upload"}, Keep: s.cfg.Keep,
 		})
 		if err != nil && storeErr == nil {
 			storeErr = err

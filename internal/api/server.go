@@ -75,6 +75,8 @@ type Config struct {
 	Engines Engines
 	// Events, if set, serves POST /v1/events/s3.
 	Events Events
+	// Keep, if set, keeps uploaded samples for rescans.
+	Keep pipeline.Keeper
 	// Deliveries, if set, serves GET /v1/deliveries.
 	Deliveries Deliveries
 	// Proxies are store-scan-forward gates by name, served under

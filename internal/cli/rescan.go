@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
+	"github.com/lazaret/lazaret/internal/blob"
 	"github.com/lazaret/lazaret/internal/build"
 	"github.com/lazaret/lazaret/internal/rescan"
 )
@@ -41,6 +43,13 @@ func (c *rescanCmd) run(ctx context.Context, g *globals, env Env) int {
 	}
 	if obj != nil {
 		rc.Objects = obj
+	}
+	if cfg.KeepUploads {
+		uploads, err := blob.NewDir(filepath.Join(cfg.DataDir, "uploads"))
+		if err != nil {
+			return errorf(env, err)
+		}
+		rc.Uploads = uploads
 	}
 	notifier, err := build.NewNotifier(cfg, log)
 	if err != nil {

@@ -42,6 +42,11 @@ type Config struct {
 	Events  Events   `yaml:"events"`
 	Notify  Notify   `yaml:"notify"`
 	Rescan  Rescan   `yaml:"rescan"`
+	// KeepUploads keeps uploaded samples (by SHA-256, in
+	// DATA_DIR/uploads) so that rescans can read them again. Off, their
+	// bytes are gone once scanned and rescans skip their jobs. Nothing
+	// removes kept uploads yet: plan the space.
+	KeepUploads bool `yaml:"keep_uploads"`
 	// Proxies are store-scan-forward gates served by `serve` under
 	// /proxy/<name>/.
 	Proxies []Proxy `yaml:"proxies"`

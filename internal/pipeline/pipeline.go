@@ -133,6 +133,10 @@ type Request struct {
 	// has the message delivered again. Workers leave it unset on the
 	// final attempt, which then stores the error as the verdict.
 	RequeueOnError bool
+	// Keep, if set, receives a copy of the spooled bytes under their
+	// SHA-256 (uploads kept so that a rescan can read them again). A
+	// failure to keep is logged; it does not change the verdict.
+	Keep Keeper
 	// Effects, if set, runs after the verdict is decided (on an error
 	// verdict only once it is final, that is when the job is not
 	// requeued) and before the job is stored: it acts on the verdict (S3 tags, delete, quarantine)
@@ -141,6 +145,11 @@ type Request struct {
 	// a stored job) and Scan returns the error, so the work is retried;
 	// effects must therefore be idempotent.
 	Effects func(ctx context.Context, job *scan.Job) ([]string, error)
+}
+
+// Keeper keeps samples' bytes by content hash.
+type Keeper interface {
+	Put(ctx context.Context, key string, r io.Reader) (int64, error)
 }
 
 // ErrRequeued is returned when a job was put back in the queue; see
@@ -284,6 +293,9 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) *scan.Ca
 	}
 	defer body.Close()
 	job.Size, job.SHA256 = body.Size(), body.SHA256()
+	if req.Keep != nil {
+		p.keep(ctx, req.Keep, body)
+	}
 	sample := body.Sample(job.Name)
 
 	versions, key := p.versions(ctx, job.Source.Engine)
@@ -322,6 +334,18 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) *scan.Ca
 	}
 	return &scan.CachedVerdict{SHA256: job.SHA256, EnginesKey: key, Verdict: job.Verdict,
 		Findings: job.Findings, Engines: job.Engines, JobID: job.ID, CreatedAt: p.now().UTC()}
+}
+
+// keep copies the spooled bytes to k under their SHA-256.
+func (p *Pipeline) keep(ctx context.Context, k Keeper, body *spool.Body) {
+	r, err := body.Open()
+	if err == nil {
+		_, err = k.Put(ctx, body.SHA256(), r)
+		r.Close()
+	}
+	if err != nil {
+		p.log.LogAttrs(ctx, slog.LevelWarn, "keeping the sample failed", slog.String("sha256", body.SHA256()), slog.String("error", err.Error()))
+	}
 }
 
 func (p *Pipeline) skipTooLarge(job *scan.Job) {

@@ -6,9 +6,9 @@
 // verdict.changed with the old and new verdicts.
 //
 // Content must be fetched again: jobs from buckets are re-read from S3
-// (the version the event named). Uploads are not kept, so their jobs are
-// counted as having no content; the proxy re-checks its cached files by
-// itself whenever it serves them.
+// (the version the event named); uploads are read from the kept copies
+// when keep_uploads is on, else counted as having no content; the proxy
+// re-checks its cached files by itself whenever it serves them.
 package rescan
 
 import (
@@ -43,12 +43,19 @@ type Objects interface {
 	Apply(ctx context.Context, bucket, key, versionID string, job *scan.Job) ([]string, error)
 }
 
+// Uploads reads kept uploads by SHA-256.
+type Uploads interface {
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+}
+
 // Config configures a rescan.
 type Config struct {
 	Jobs     Jobs
 	Pipeline Scanner
 	// Objects re-reads bucket jobs; nil counts them as having no content.
 	Objects Objects
+	// Uploads, if set, holds kept uploads by SHA-256 (keep_uploads).
+	Uploads Uploads
 	// VersionChanged selects jobs whose engines' versions differ from the
 	// current ones.
 	VersionChanged bool
@@ -149,18 +156,33 @@ func selected(cfg Config, job *scan.Job, current string, started time.Time) bool
 // rescanOne scans one job again from its source.
 func rescanOne(ctx context.Context, cfg Config, log *slog.Logger, job *scan.Job, sum *Summary) {
 	src := job.Source
-	if src.Kind != "s3" || cfg.Objects == nil {
+	var body io.ReadCloser
+	var effects func(ctx context.Context, j *scan.Job) ([]string, error)
+	switch {
+	case src.Kind == "s3" && cfg.Objects != nil:
+		b, _, err := cfg.Objects.Open(ctx, src.Bucket, src.Key, src.VersionID, src.ETag)
+		if errors.Is(err, objstore.ErrNotFound) || errors.Is(err, objstore.ErrChanged) {
+			sum.NoContent++ // gone or replaced: the new version has its own job
+			return
+		}
+		if err != nil {
+			sum.Errors++
+			log.LogAttrs(ctx, slog.LevelWarn, "rescan: open failed", slog.String("job", job.ID), slog.String("error", err.Error()))
+			return
+		}
+		body = b
+		effects = func(ctx context.Context, j *scan.Job) ([]string, error) {
+			return cfg.Objects.Apply(ctx, src.Bucket, src.Key, src.VersionID, j)
+		}
+	case src.Kind == "upload" && cfg.Uploads != nil && job.SHA256 != "":
+		b, err := cfg.Uploads.Open(ctx, job.SHA256)
+		if err != nil {
+			sum.NoContent++
+			return
+		}
+		body = b
+	default:
 		sum.NoContent++
-		return
-	}
-	body, _, err := cfg.Objects.Open(ctx, src.Bucket, src.Key, src.VersionID, src.ETag)
-	if errors.Is(err, objstore.ErrNotFound) || errors.Is(err, objstore.ErrChanged) {
-		sum.NoContent++ // gone or replaced: the new version has its own job
-		return
-	}
-	if err != nil {
-		sum.Errors++
-		log.LogAttrs(ctx, slog.LevelWarn, "rescan: open failed", slog.String("job", job.ID), slog.String("error", err.Error()))
 		return
 	}
 	defer body.Close()
@@ -174,10 +196,7 @@ func rescanOne(ctx context.Context, cfg Config, log *slog.Logger, job *scan.Job,
 		return
 	}
 	done, err := cfg.Pipeline.Scan(ctx, pipeline.Request{
-		Job: job, Name: job.Name, Body: body, Size: job.Size, Source: src, NoCache: true,
-		Effects: func(ctx context.Context, j *scan.Job) ([]string, error) {
-			return cfg.Objects.Apply(ctx, src.Bucket, src.Key, src.VersionID, j)
-		},
+		Job: job, Name: job.Name, Body: body, Size: job.Size, Source: src, NoCache: true, Effects: effects,
 	})
 	if err != nil {
 		sum.Errors++

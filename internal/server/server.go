@@ -138,6 +138,12 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 			return nil, err
 		}
 	}
+	var uploads *blob.Dir
+	if cfg.KeepUploads {
+		if uploads, err = blob.NewDir(filepath.Join(cfg.DataDir, "uploads")); err != nil {
+			return nil, err
+		}
+	}
 	m := metrics.New(a.queue, a.engines)
 	if notifier != nil {
 		m.WatchDeliveries(a.store)
@@ -164,6 +170,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 		if notifier != nil {
 			wc.Notify = notifier.Completed
+		}
+		if uploads != nil {
+			wc.Keep = uploads
 		}
 		w, err := worker.New(wc)
 		if err != nil {
@@ -226,6 +235,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		if notifier != nil {
 			rc.Changed = notifier.Changed
 		}
+		if uploads != nil {
+			rc.Uploads = uploads
+		}
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a.stopIntakes = append(a.stopIntakes, cancel)
 		a.wg.Add(1)
@@ -246,6 +258,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 		if notifier != nil {
 			ac.Deliveries = a.store
+		}
+		if uploads != nil {
+			ac.Keep = uploads
 		}
 		for _, pc := range cfg.Proxies {
 			rules := make([]proxy.Rule, len(pc.PassThrough))

@@ -3,7 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -497,4 +500,38 @@ func TestProxyInServe(t *testing.T) {
 			t.Errorf("%s: got body %q", tc.path, b)
 		}
 	}
+}
+
+// TestKeptUploadsAreRescanned: with keep_uploads, an upload scanned clean
+// is re-checked by the scheduled rescan when a new signature matches it.
+func TestKeptUploadsAreRescanned(t *testing.T) {
+	sigs := t.TempDir()
+	if err := testenv.WriteSignatures(sigs); err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, func(cfg *config.Config) {
+		cfg.KeepUploads = true
+		cfg.Rescan.Schedule = "@every 1s"
+		cfg.Engines = []config.Engine{{Name: "blocklist", Type: config.TypeBuiltin, Signatures: sigs, ReloadInterval: 100 * time.Millisecond}}
+	}, Options{})
+	data := testenv.Deterministic(t.Name(), 1000)
+	code, b := c.do("POST", "/v1/scan?name=doc.bin", "application/octet-stream", bytes.NewReader(data))
+	job := decodeJob(t, b)
+	if code != 200 || job.Verdict != scan.Clean {
+		t.Fatalf("first scan: %d %s", code, b)
+	}
+	sum := md5.Sum(data)
+	os.WriteFile(filepath.Join(sigs, "new.hdb"), fmt.Appendf(nil, "%s:%d:Lazaret.Test.Doc\n", hex.EncodeToString(sum[:]), len(data)), 0o644)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		_, b := c.do("GET", "/v1/jobs/"+job.ID, "", nil)
+		if j := decodeJob(t, b); j.Verdict == scan.Infected {
+			if j.FirstSignature() != "Lazaret.Test.Doc.UNOFFICIAL" {
+				t.Errorf("signature %q", j.FirstSignature())
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatal("the kept upload was not rescanned to infected")
 }

@@ -64,6 +64,8 @@ type Config struct {
 	// again, so it must be idempotent (webhook delivery IDs are stable
 	// per job).
 	Notify func(ctx context.Context, job *scan.Job) error
+	// Keep, if set, keeps uploaded samples for rescans.
+	Keep pipeline.Keeper
 	// Concurrency is how many jobs run at once; 0 means 4.
 	Concurrency int
 	// SoftStop is how long running jobs may finish after Run's context
@@ -172,6 +174,7 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) error {
 		}
 		defer body.Close()
 		req.Body = body
+		req.Keep = w.cfg.Keep
 	}
 	done, err := w.cfg.Pipeline.Scan(ctx, req)
 	switch {
