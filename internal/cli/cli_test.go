@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lazaret/lazaret/internal/scan"
 	"github.com/lazaret/lazaret/internal/testenv"
@@ -212,5 +216,53 @@ func TestRescanCommand(t *testing.T) {
 	code, out, errOut := run(t, "", "rescan", "--data-dir", data)
 	if code != ExitClean || !strings.Contains(out, "0 jobs checked") {
 		t.Errorf("got %d %q %q", code, out, errOut)
+	}
+}
+
+func TestProxyCommand(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/eicar.com" {
+			w.Write(testenv.EICAR)
+			return
+		}
+		w.Write([]byte("fine"))
+	}))
+	defer up.Close()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errb bytes.Buffer
+	go func() {
+		done <- Run(ctx, []string{"proxy", "--upstream", up.URL, "--listen", addr, "--data-dir", t.TempDir()},
+			Env{Stdout: io.Discard, Stderr: &errb, Getenv: func(string) string { return "" }})
+	}()
+	get := func(path string) int {
+		for i := 0; i < 100; i++ {
+			resp, err := http.Get("http://" + addr + path)
+			if err == nil {
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("proxy never answered: %s", errb.String())
+		return 0
+	}
+	if code := get("/ok.txt"); code != 200 {
+		t.Errorf("clean: got %d", code)
+	}
+	if code := get("/eicar.com"); code != 409 {
+		t.Errorf("infected: got %d, want 409", code)
+	}
+	cancel()
+	if code := <-done; code != ExitClean {
+		t.Errorf("exit %d: %s", code, errb.String())
+	}
+	if code, _, _ := run(t, "", "proxy", "--upstream", up.URL, "--listen", "0.0.0.0:0"); code != ExitError {
+		t.Errorf("non-loopback without --insecure-no-auth: got %d, want 2", code)
 	}
 }
