@@ -139,11 +139,12 @@ type Request struct {
 	Keep Keeper
 	// Effects, if set, runs after the verdict is decided (on an error
 	// verdict only once it is final, that is when the job is not
-	// requeued) and before the job is stored: it acts on the verdict (S3 tags, delete, quarantine)
-	// and returns the actions done, which the job records. When it
-	// fails, the job is not stored as done: it goes back to queued (for
-	// a stored job) and Scan returns the error, so the work is retried;
-	// effects must therefore be idempotent.
+	// requeued) and before the job is stored: it acts on the verdict (S3
+	// tags, delete, quarantine) and returns the actions done, which the
+	// job records. When it fails on a stored job with RequeueOnError, the
+	// job goes back to queued and Scan returns the error, so the work is
+	// retried (effects must be idempotent); otherwise the job is stored
+	// done with the failure in its error, and Scan returns it too.
 	Effects func(ctx context.Context, job *scan.Job) ([]string, error)
 }
 
@@ -183,9 +184,11 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 		job.Actions = append(job.Actions[:0], actions...)
 		if err != nil {
 			effectsErr = fmt.Errorf("pipeline: effects: %w", err)
-			if from != scan.StatusNew {
+			if from != scan.StatusNew && req.RequeueOnError {
 				return job, p.requeue(ctx, job, from, effectsErr)
 			}
+			// A new job or a final attempt: the verdict stands and is
+			// stored, with the failed effects noted in the job's error.
 		}
 	}
 	if p.cfg.Observer != nil {

@@ -183,6 +183,12 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) error {
 			w.cfg.Blobs.Delete(context.WithoutCancel(ctx), job.ID)
 		}
 		return w.notify(ctx, done)
+	case done != nil && done.Status == scan.Done && !errors.Is(err, pipeline.ErrStore):
+		// The final attempt: the verdict is stored with the failed
+		// effects noted; say so and finish rather than lose the job.
+		w.log.LogAttrs(ctx, slog.LevelWarn, "effects failed on the final attempt", slog.String("job", job.ID),
+			slog.String("error", err.Error()))
+		return w.notify(ctx, done)
 	case errors.Is(err, store.ErrConflict):
 		// Someone else moved the job on: done means a presumed-dead
 		// worker finished after all, anything else is theirs to finish.
