@@ -361,3 +361,40 @@ func subscribedBucket(t *testing.T, mio *testenv.MinIO, bucket, arn string) *min
 	}
 	return mc
 }
+
+// TestBucketPendingTag: with tag_pending, an object is tagged pending as
+// soon as its event arrives and stays pending (never clean) while clamd
+// is down and its scan is retried.
+func TestBucketPendingTag(t *testing.T) {
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	clamd.Kill()
+	rc := &receiver{secret: "hook-secret", got: map[string]map[string]any{}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	mc, _ := startBucketServer(t, []config.Engine{{Name: "clamav", Type: config.TypeClamd, Address: clamd.TCP, Timeout: 2 * time.Second}},
+		hook.URL, func(cfg *config.Config) { cfg.Effects.TagPending = true; cfg.Queue.MaxDeliveries = 20 })
+	ctx := context.Background()
+	if _, err := mc.PutObject(ctx, "uploads", "wait.bin", strings.NewReader("hello"), 5, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var status string
+	for time.Now().Before(deadline) {
+		tg, err := mc.GetObjectTagging(ctx, "uploads", "wait.bin", minio.GetObjectTaggingOptions{})
+		if err == nil {
+			status = tg.ToMap()["lazaret-status"]
+			if status == "pending" {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status != "pending" {
+		t.Fatalf("got lazaret-status %q, want pending", status)
+	}
+	time.Sleep(3 * time.Second) // retries go on; the object must not turn clean
+	tg, _ := mc.GetObjectTagging(ctx, "uploads", "wait.bin", minio.GetObjectTaggingOptions{})
+	if s := tg.ToMap()["lazaret-status"]; s != "pending" {
+		t.Errorf("after retries with clamd down: lazaret-status %q, want pending", s)
+	}
+}
