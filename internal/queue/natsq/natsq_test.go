@@ -38,35 +38,8 @@ func testConfig() Config {
 	}
 }
 
-// testLog sends warnings and errors to the test log, and drops whatever
-// is logged after the test ended (a late line would panic).
-func testLog(t *testing.T) *slog.Logger {
-	t.Helper()
-	w := &testWriter{t: t}
-	t.Cleanup(w.stop)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
+// testLog sends warnings and errors to the test log.
+func testLog(t *testing.T) *slog.Logger { return testenv.Logger(t, slog.LevelWarn) }
 
 func openQueue(t *testing.T, cfg Config) *Queue {
 	t.Helper()
