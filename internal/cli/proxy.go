@@ -12,6 +12,7 @@ import (
 
 	"github.com/lazaret/lazaret/internal/build"
 	"github.com/lazaret/lazaret/internal/proxy"
+	"github.com/lazaret/lazaret/internal/server"
 )
 
 type proxyCmd struct {
@@ -32,7 +33,7 @@ func (c *proxyCmd) run(ctx context.Context, g *globals, env Env) int {
 	if c.DataDir != "" {
 		cfg.DataDir = c.DataDir
 	}
-	if !c.InsecureNoAuth && !loopback(c.Listen) {
+	if !c.InsecureNoAuth && !server.IsLoopback(c.Listen) {
 		return errorf(env, fmt.Errorf("proxy: --listen %s is not loopback; the proxy has no authentication (pass --insecure-no-auth behind your own access control)", c.Listen))
 	}
 	log := newLogger(cfg, env.Stderr)
@@ -74,13 +75,4 @@ func (c *proxyCmd) run(ctx context.Context, g *globals, env Env) int {
 		return errorf(env, err)
 	}
 	return ExitClean
-}
-
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }

@@ -144,6 +144,22 @@ type ConsumeOptions struct {
 	Heartbeat time.Duration
 }
 
+// Driver defaults, shared so that every broker behaves alike.
+const (
+	// DefaultAckWait: Consume heartbeats a running handler every third
+	// of the ack wait, so it need not cover the longest scan; it is how
+	// long a dead or hung worker's job waits before another takes it, and
+	// rides out a reconnect or a GC pause (two missed heartbeats).
+	DefaultAckWait = 30 * time.Second
+	// DefaultMaxDeliver: one first attempt and four retries.
+	DefaultMaxDeliver = 5
+)
+
+// DefaultBackoff is the redelivery delay after failed attempt i+1 (the
+// last value repeats): retries spread over about 13 minutes, long enough
+// for clamd to reload or restart.
+var DefaultBackoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+
 // DefaultSoftStop is the default ConsumeOptions.SoftStop. It fits, with
 // room for the hard stop and the rest of shutdown, inside Kubernetes'
 // default 30 s termination grace period.

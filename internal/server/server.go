@@ -89,7 +89,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 		tokens = append(tokens, api.Token{Name: t.Name, Role: role, Value: v})
 	}
-	if opts.HTTP && len(tokens) == 0 && !opts.InsecureNoAuth && !isLoopback(cfg.Listen) {
+	if opts.HTTP && len(tokens) == 0 && !opts.InsecureNoAuth && !IsLoopback(cfg.Listen) {
 		return nil, fmt.Errorf("listen %s: no API tokens are configured, so lazaret listens only on loopback; configure auth.tokens or pass --insecure-no-auth", cfg.Listen)
 	}
 
@@ -418,8 +418,8 @@ func runScheduled(ctx context.Context, sched cron.Schedule, rc rescan.Config, lo
 	}
 }
 
-// isLoopback reports whether a listen address binds only loopback.
-func isLoopback(addr string) bool {
+// IsLoopback reports whether a listen address binds only loopback.
+func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

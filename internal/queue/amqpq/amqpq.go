@@ -90,13 +90,6 @@ const (
 	// DefaultDeadLetterSuffix makes the default dead-letter queue name
 	// from the queue name.
 	DefaultDeadLetterSuffix = ".dead"
-	// DefaultAckWait: Consume calls InProgress every third of AckWait
-	// while a handler runs, so AckWait need not cover the longest scan;
-	// it is how long a hung handler keeps its job. (A dead process loses
-	// its jobs when its connection closes, sooner.)
-	DefaultAckWait = 30 * time.Second
-	// DefaultMaxDeliver: one first attempt and four retries.
-	DefaultMaxDeliver = 5
 	// DefaultHeartbeat is the AMQP heartbeat: a dead peer is noticed
 	// after about two of them.
 	DefaultHeartbeat = 10 * time.Second
@@ -106,10 +99,6 @@ const (
 	// MaxDelay bounds a Nak delay.
 	MaxDelay = 24 * time.Hour
 )
-
-// DefaultBackoff is the default Config.Backoff: retries spread over about
-// 13 minutes, long enough for clamd to reload or restart.
-var DefaultBackoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
 
 // Reconnect delays: doubling from the first to the last.
 const (
@@ -164,13 +153,13 @@ type Config struct {
 
 	// AckWait is how long a delivery may go without being settled or
 	// InProgress before it is given to another consumer; 0 means
-	// DefaultAckWait.
+	// queue.DefaultAckWait.
 	AckWait time.Duration
 	// MaxDeliver bounds deliveries per message; 0 means
-	// DefaultMaxDeliver.
+	// queue.DefaultMaxDeliver.
 	MaxDeliver int
 	// Backoff[i] is the redelivery delay after a Nak without a delay of
-	// attempt i+1 (the last value repeats); nil means DefaultBackoff.
+	// attempt i+1 (the last value repeats); nil means queue.DefaultBackoff.
 	Backoff []time.Duration
 	// Heartbeat is the AMQP heartbeat interval; 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
@@ -211,13 +200,13 @@ func (c *Config) setDefaults() error {
 		c.DeadLetterQueue = c.Queue + DefaultDeadLetterSuffix
 	}
 	if c.AckWait == 0 {
-		c.AckWait = DefaultAckWait
+		c.AckWait = queue.DefaultAckWait
 	}
 	if c.MaxDeliver == 0 {
-		c.MaxDeliver = DefaultMaxDeliver
+		c.MaxDeliver = queue.DefaultMaxDeliver
 	}
 	if c.Backoff == nil {
-		c.Backoff = DefaultBackoff
+		c.Backoff = queue.DefaultBackoff
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat

@@ -42,15 +42,6 @@ const (
 	DefaultStream   = "LAZARET_JOBS"
 	DefaultSubject  = "lazaret.jobs"
 	DefaultConsumer = "lazaret-workers"
-	// DefaultAckWait: Consume heartbeats a running handler every third
-	// of AckWait, so AckWait need not cover the longest scan. It only
-	// says how long a dead worker's job waits before another worker takes
-	// it, and must ride out a reconnect or a GC pause (two missed
-	// heartbeats). 30 s does both; five minutes would hold a crashed
-	// worker's jobs for five minutes.
-	DefaultAckWait = 30 * time.Second
-	// DefaultMaxDeliver: one first attempt and four retries.
-	DefaultMaxDeliver = 5
 	// DefaultFetchWait is how long one pull waits for messages before it
 	// is renewed: short enough to notice a changed consumer soon, long
 	// enough that an idle worker costs one request every few seconds.
@@ -59,10 +50,6 @@ const (
 	// no deadline.
 	DefaultReadyTimeout = 10 * time.Second
 )
-
-// DefaultBackoff is the default Config.Backoff: retries spread over about
-// 13 minutes, long enough for clamd to reload or restart.
-var DefaultBackoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
 
 // Config configures the queue. Exactly one of URL and Embedded is set.
 type Config struct {
@@ -87,13 +74,13 @@ type Config struct {
 	Stream, Subject, Consumer string
 	// Replicas of the stream and consumer in a NATS cluster; 0 means 1.
 	Replicas int
-	// AckWait is the ack deadline of a delivery; 0 means DefaultAckWait.
+	// AckWait is the ack deadline of a delivery; 0 means queue.DefaultAckWait.
 	AckWait time.Duration
 	// MaxDeliver bounds deliveries per message; 0 means
-	// DefaultMaxDeliver.
+	// queue.DefaultMaxDeliver.
 	MaxDeliver int
 	// Backoff[i] is the redelivery delay after a Nak without a delay of
-	// attempt i+1 (the last value repeats); nil means DefaultBackoff.
+	// attempt i+1 (the last value repeats); nil means queue.DefaultBackoff.
 	Backoff []time.Duration
 	// FetchWait is how long one pull request waits; 0 means
 	// DefaultFetchWait.
@@ -195,13 +182,13 @@ func (c *Config) setDefaults() error {
 		c.Replicas = 1
 	}
 	if c.AckWait == 0 {
-		c.AckWait = DefaultAckWait
+		c.AckWait = queue.DefaultAckWait
 	}
 	if c.MaxDeliver == 0 {
-		c.MaxDeliver = DefaultMaxDeliver
+		c.MaxDeliver = queue.DefaultMaxDeliver
 	}
 	if c.Backoff == nil {
-		c.Backoff = DefaultBackoff
+		c.Backoff = queue.DefaultBackoff
 	}
 	if c.FetchWait == 0 {
 		c.FetchWait = DefaultFetchWait
