@@ -21,6 +21,8 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +94,7 @@ func main() {
 	conc := flag.Int("c", 8, "concurrent PUTs")
 	ready := flag.String("ready-file", "", "write the receiver's URL here, then wait for this file to be removed")
 	setup := flag.Bool("setup", false, "create the bucket and subscribe it to MinIO's AMQP target, then exit")
+	watchFile := flag.String("watch-file", "", "file naming name=pid,... processes whose CPU time per object to report, read once -ready-file is removed")
 	flag.Parse()
 	if *setup {
 		if err := subscribe(*endpoint, *user, *pass, *bucket); err != nil {
@@ -139,6 +142,26 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	// MinIO's own PUT rate into a bucket with no subscription: the
+	// ceiling no event-driven scanner on this MinIO can pass.
+	plain := func(ctx context.Context, data []byte) error {
+		key := fmt.Sprintf("plain/%d-%d", time.Now().UnixNano(), seq.Add(1))
+		_, err := mc.PutObject(ctx, *bucket+"-plain", key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+		return err
+	}
+	if err := mc.MakeBucket(ctx, *bucket+"-plain", minio.MakeBucketOptions{}); err != nil {
+		fail(err)
+	}
+	dPlain, err := benchkit.Measure(ctx, plain, *n, *size, *conc)
+	if err != nil {
+		fail(err)
+	}
+	var procs []proc
+	if *watchFile != "" {
+		b, _ := os.ReadFile(*watchFile)
+		procs = parseWatch(strings.TrimSpace(string(b)))
+	}
+	cpu0 := cpuTimes(procs)
 	tr.reset(*n)
 	t0 := time.Now()
 	if _, err := benchkit.Measure(ctx, put, *n, *size, *conc); err != nil {
@@ -146,10 +169,15 @@ func main() {
 	}
 	waitDone(tr, 5*time.Minute)
 	dPipe := time.Since(t0)
+	cpu1 := cpuTimes(procs)
 	rawRate, pipeRate := float64(*n)/dRaw.Seconds(), float64(*n)/dPipe.Seconds()
 	fmt.Printf("size %d B, %d objects, %d concurrent\n", *size, *n, *conc)
 	fmt.Printf("raw clamd INSTREAM:               %7.0f objects/s\n", rawRate)
+	fmt.Printf("MinIO PUT alone (no events):      %7.0f objects/s\n", float64(*n)/dPlain.Seconds())
 	fmt.Printf("PUT -> tag (MinIO+RabbitMQ+lazaret): %7.0f objects/s   ratio %.2f\n", pipeRate, pipeRate/rawRate)
+	for i, p := range procs {
+		fmt.Printf("  CPU per object, %-9s %6.0f µs\n", p.name+":", float64((cpu1[i]-cpu0[i]).Microseconds())/float64(*n))
+	}
 	fmt.Printf("  latency at saturation: p50 %v  p99 %v\n", pct(tr.lat, .5).Round(time.Millisecond), pct(tr.lat, .99).Round(time.Millisecond))
 
 	// 2. Half the saturation rate, paced: PUT→tag latency.
@@ -176,6 +204,42 @@ func main() {
 	waitDone(tr, 5*time.Minute)
 	fmt.Printf("at half saturation (%.0f objects/s, %d objects): PUT->tag p50 %v  p99 %v\n",
 		rate, m, pct(tr.lat, .5).Round(time.Millisecond), pct(tr.lat, .99).Round(time.Millisecond))
+}
+
+type proc struct {
+	name string
+	pid  int
+}
+
+func parseWatch(s string) []proc {
+	var ps []proc
+	for _, kv := range strings.Split(s, ",") {
+		name, pid, ok := strings.Cut(kv, "=")
+		if n, err := strconv.Atoi(pid); ok && err == nil {
+			ps = append(ps, proc{name, n})
+		}
+	}
+	return ps
+}
+
+// cpuTimes reads each process's user+system CPU time from /proc.
+func cpuTimes(ps []proc) []time.Duration {
+	out := make([]time.Duration, len(ps))
+	for i, p := range ps {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[i] = time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	}
+	return out
 }
 
 func waitDone(tr *tracker, d time.Duration) {

@@ -25,13 +25,13 @@ MINIO_NOTIFY_AMQP_EXCHANGE_PRIMARY=s3minioscan MINIO_NOTIFY_AMQP_EXCHANGE_TYPE_P
 MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY=bucket_notifications MINIO_NOTIFY_AMQP_DURABLE_PRIMARY=on \
 MINIO_NOTIFY_AMQP_DELIVERY_MODE_PRIMARY=2 \
   "$MINIO_BIN" server "$LZ/minio" --quiet --address "127.0.0.1:$MP" --console-address "127.0.0.1:$MCP" --certs-dir "$LZ/minio-certs" &
-pids+=($!)
+MINIO_PID=$!; pids+=($!)
 until curl -sf "http://127.0.0.1:$MP/minio/health/ready" >/dev/null; do sleep 0.2; done
 
 # The bench program's webhook receiver must be known before lazaret starts.
 rm -f "$LZ/ready"
 "$LZ/bucketbench" -s3 "127.0.0.1:$MP" -user benchadmin -pass bench-secret-0123 -clamd "$LAZARET_TEST_CLAMD" \
-  -n "$N" -size "$SIZE" -c "$C" -ready-file "$LZ/ready" &
+  -n "$N" -size "$SIZE" -c "$C" -ready-file "$LZ/ready" -watch-file "$LZ/watch" &
 BENCH=$!
 until [ -s "$LZ/ready" ]; do sleep 0.1; done
 HOOK=$(cat "$LZ/ready")
@@ -44,7 +44,7 @@ MINIO_BUCKET_NAME=storagebucket RABBITMQ_ENDPOINT=127.0.0.1 LAZARET_AMQP_PORT="$
 RABBITMQ_REGULAR_USER_NAME=lazaret RABBITMQ_REGULAR_USER_PASS=lazaret RABBITMQ_QUEUE_NAME=s3minioqueue \
 RABBITMQ_TOPIC=s3minioscan RABBITMQ_QUEUE_ROUTING_KEY=bucket_notifications \
 CLAMD_ENDPOINT=127.0.0.1 CLAMD_PORT="$CP" DELETE_FILE=true TAG_FILES=true REPORT_CLEAN=true PUBLISH_URL="$HOOK" \
-LAZARET_LISTEN="127.0.0.1:$LP" LAZARET_DATA_DIR="$LZ/lazaret-data" LAZARET_LOG_LEVEL=error LAZARET_WORKERS=8 \
+LAZARET_LISTEN="127.0.0.1:$LP" LAZARET_DATA_DIR="$LZ/lazaret-data" LAZARET_LOG_LEVEL=error LAZARET_WORKERS=8 LAZARET_DEBUG_LISTEN=${DEBUG_LISTEN:-} \
   "$LZ/lazaret" serve &
 LPID=$!; pids+=($LPID)
 until curl -sf "http://127.0.0.1:$LP/readyz" >/dev/null; do
@@ -55,6 +55,10 @@ done
 # Bucket and its event subscription, as bucket-av-scanner's init does.
 "$LZ/bucketbench" -setup -s3 "127.0.0.1:$MP" -user benchadmin -pass bench-secret-0123
 sleep 1
+# Report CPU per object of every process on the path.
+BEAM=$(pgrep -s "$RMQ_PID" -x beam.smp | head -1 || true)
+CLAMD_PID=$(pgrep -f "clamd -c $LZ/clamd" | head -1 || true)
+echo "lazaret=$LPID,minio=$MINIO_PID,rabbitmq=$BEAM,clamd=$CLAMD_PID,bench=$BENCH" > "$LZ/watch"
 rm -f "$LZ/ready"            # go
 wait $BENCH
 echo "lazaret peak RSS: $(grep VmHWM /proc/$LPID/status | awk '{print $2/1024 " MiB"}')"

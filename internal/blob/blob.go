@@ -2,6 +2,10 @@
 // worker that scans them: the API stores an upload under its job ID, the
 // worker reads it back and deletes it when the job is done. Dir is the
 // embedded driver (a local folder); an S3 driver shares the interface.
+//
+// A Dir also holds the uploads kept by SHA-256 for rescans
+// (keep_uploads); nothing deletes those one by one, so Dir.Prune removes
+// the ones past a retention (see Retention).
 package blob
 
 import (
@@ -12,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 
 	"github.com/lazaret/lazaret/internal/ctxio"
 )
@@ -30,11 +35,21 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// tempPrefix starts the names of Put's temporary files; no key can
+// start with a dot, so they never shadow a blob.
+const tempPrefix = ".put-"
+
 // validKey keeps keys to names that cannot escape the folder.
 var validKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // Dir stores blobs as 0600 files in a folder.
-type Dir struct{ root string }
+type Dir struct {
+	root string
+	// mu orders Put's rename against Prune's removal, so that a blob
+	// kept again while a prune runs in this process is not removed
+	// just after it was refreshed.
+	mu sync.Mutex
+}
 
 var _ Store = (*Dir)(nil)
 
@@ -54,13 +69,15 @@ func (d *Dir) path(key string) (string, error) {
 }
 
 // Put writes to a temporary file and renames it into place, so a reader
-// never sees half a blob.
+// never sees half a blob. Putting a key again replaces the file, which
+// also gives it a new modification time: Prune counts a blob's age from
+// its last Put.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	p, err := d.path(key)
 	if err != nil {
 		return 0, err
 	}
-	f, err := os.CreateTemp(d.root, ".put-*")
+	f, err := os.CreateTemp(d.root, tempPrefix+"*")
 	if err != nil {
 		return 0, fmt.Errorf("blob: put: %w", err)
 	}
@@ -72,7 +89,9 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		err = cerr
 	}
 	if err == nil {
+		d.mu.Lock()
 		err = os.Rename(f.Name(), p)
+		d.mu.Unlock()
 	}
 	if err != nil {
 		os.Remove(f.Name())

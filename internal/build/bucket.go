@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -146,19 +145,15 @@ func (n *Notifier) Changed(ctx context.Context, job *scan.Job, previous scan.Ver
 }
 
 func (n *Notifier) send(ctx context.Context, event string, job *scan.Job, previous scan.Verdict, idBase string) error {
-	body, err := notify.Payload(event, job)
+	var body []byte
+	var err error
+	if event == notify.EventVerdictChanged {
+		body, err = notify.ChangedPayload(job, previous)
+	} else {
+		body, err = notify.Payload(event, job)
+	}
 	if err != nil {
 		return err
-	}
-	if previous != "" {
-		var m map[string]any
-		if err := json.Unmarshal(body, &m); err != nil {
-			return err
-		}
-		m["previous_verdict"] = previous
-		if body, err = json.Marshal(m); err != nil {
-			return err
-		}
 	}
 	// A few quick tries here; beyond that the job's queue message (or
 	// the next rescan) brings the notification again.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,6 +75,134 @@ func TestScanBuiltinDefaults(t *testing.T) {
 			}
 			if out != tc.wantOut {
 				t.Errorf("got stdout\n%s\nwant\n%s", out, tc.wantOut)
+			}
+		})
+	}
+}
+
+// TestScanBigFileList: a long list is scanned whole and in order.
+func TestScanBigFileList(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for i := range 50 {
+		data := []byte(fmt.Sprintf("file %d\n", i))
+		if i%10 == 0 {
+			data = testenv.EICAR
+		}
+		files = append(files, write(t, dir, fmt.Sprintf("f%02d", i), data))
+	}
+	const n = 20000
+	var list, want strings.Builder
+	for i := range n {
+		p := files[i%len(files)]
+		fmt.Fprintln(&list, p)
+		if i%10 == 0 {
+			fmt.Fprintf(&want, "%s: Eicar-Test-Signature FOUND\n", p)
+		} else {
+			fmt.Fprintf(&want, "%s: OK\n", p)
+		}
+	}
+	listFile := write(t, t.TempDir(), "list.txt", []byte(list.String()))
+	code, out, errOut := run(t, "", "scan", "-j", "4", "--file-list", listFile)
+	if code != ExitInfected {
+		t.Errorf("got exit %d, want %d (stderr %q)", code, ExitInfected, errOut)
+	}
+	if got := strings.Count(out, "\n"); got != n {
+		t.Fatalf("got %d result lines, want %d", got, n)
+	}
+	if out != want.String() {
+		t.Error("results are not the list's files in order")
+	}
+}
+
+// TestScanFileListStreams: results come while the list is still being
+// written, so the list is not read whole first.
+func TestScanFileListStreams(t *testing.T) {
+	dir := t.TempDir()
+	clean := write(t, dir, "clean.txt", []byte("hello\n"))
+	eicar := write(t, dir, "eicar.com", testenv.EICAR)
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	out := &notifyBuffer{changed: make(chan struct{}, 1)}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(context.Background(), []string{"scan", "--file-list", "-"}, Env{
+			Stdin: pr, Stdout: out, Stderr: io.Discard, Getenv: func(string) string { return "" },
+		})
+	}()
+	if _, err := fmt.Fprintln(pw, clean); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for !strings.Contains(out.String(), clean+": OK\n") {
+		select {
+		case <-out.changed:
+		case code := <-done:
+			t.Fatalf("scan ended (exit %d) before the list did: %q", code, out.String())
+		case <-timeout:
+			t.Fatalf("no result for the first line while the list is open: %q", out.String())
+		}
+	}
+	fmt.Fprintln(pw, eicar)
+	pw.Close()
+	if code := <-done; code != ExitInfected {
+		t.Errorf("got exit %d, want %d", code, ExitInfected)
+	}
+	if want := clean + ": OK\n" + eicar + ": Eicar-Test-Signature FOUND\n"; out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
+
+// notifyBuffer is a Stdout that signals each write.
+type notifyBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
+}
+
+func (n *notifyBuffer) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+	return n.b.Write(p)
+}
+
+func (n *notifyBuffer) String() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.b.String()
+}
+
+// TestScanFileListErrors: a list that cannot be opened is the one
+// result; a list that breaks midway has its earlier lines scanned; stdin
+// cannot be both the list and a sample.
+func TestScanFileListErrors(t *testing.T) {
+	dir := t.TempDir()
+	clean := write(t, dir, "clean.txt", []byte("hello\n"))
+	missing := filepath.Join(dir, "no-list.txt")
+	long := write(t, dir, "long.txt", []byte(clean+"\n"+strings.Repeat("x", maxListLine+1)+"\n"))
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		stdin    string
+		wantCode int
+		wantOut  string
+	}{
+		{"missing list", []string{"scan", "--file-list", missing, clean}, "", ExitError, missing + ": ERROR not_found\n"},
+		{"line too long", []string{"scan", "--file-list", long}, "", ExitError, clean + ": OK\n" + long + ": ERROR io_error\n"},
+		{"stdin twice", []string{"scan", "--file-list", "-", "-"}, clean + "\n", ExitError, ""},
+		{"stdin line in a stdin list", []string{"scan", "--file-list", "-"}, clean + "\n-\n", ExitError, clean + ": OK\n-: ERROR io_error\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, tc.stdin, tc.args...)
+			if code != tc.wantCode {
+				t.Errorf("got exit %d, want %d (stderr %q)", code, tc.wantCode, errOut)
+			}
+			if out != tc.wantOut {
+				t.Errorf("got stdout %q, want %q", out, tc.wantOut)
 			}
 		})
 	}
@@ -216,6 +345,36 @@ func TestRescanCommand(t *testing.T) {
 	code, out, errOut := run(t, "", "rescan", "--data-dir", data)
 	if code != ExitClean || !strings.Contains(out, "0 jobs checked") {
 		t.Errorf("got %d %q %q", code, out, errOut)
+	}
+}
+
+// TestRescanPrunesKeptUploads: `lazaret rescan` first removes the kept
+// uploads past keep_uploads_for.
+func TestRescanPrunesKeptUploads(t *testing.T) {
+	data := t.TempDir()
+	cfg := write(t, t.TempDir(), "lazaret.yaml", []byte("keep_uploads: true\nkeep_uploads_for: 24h\n"))
+	oldSum := strings.Repeat("a", 64)
+	newSum := strings.Repeat("b", 64)
+	old := write(t, data, "uploads/"+oldSum, []byte("old"))
+	write(t, data, "uploads/"+newSum, []byte("new"))
+	then := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(old, then, then); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "", "rescan", "--config", cfg, "--data-dir", data)
+	if code != ExitClean {
+		t.Fatalf("got %d %q %q", code, out, errOut)
+	}
+	ents, err := os.ReadDir(filepath.Join(data, "uploads"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if len(left) != 1 || left[0] != newSum {
+		t.Errorf("left %v, want only the upload kept within 24h", left)
 	}
 }
 

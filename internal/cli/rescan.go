@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/lazaret/lazaret/internal/blob"
@@ -44,11 +43,15 @@ func (c *rescanCmd) run(ctx context.Context, g *globals, env Env) int {
 	if obj != nil {
 		rc.Objects = obj
 	}
-	if cfg.KeepUploads {
-		uploads, err := blob.NewDir(filepath.Join(cfg.DataDir, "uploads"))
-		if err != nil {
-			return errorf(env, err)
-		}
+	uploads, err := build.KeptUploads(cfg)
+	if err != nil {
+		return errorf(env, err)
+	}
+	if uploads != nil {
+		// Prune first: an upload past its retention is not worth
+		// rescanning, and a rescan is when someone looks at the folder.
+		st, err := uploads.Prune(ctx, build.UploadRetention(cfg), time.Now())
+		blob.LogPrune(ctx, log.With("part", "uploads"), st, err)
 		rc.Uploads = uploads
 	}
 	notifier, err := build.NewNotifier(cfg, log)

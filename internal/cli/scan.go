@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -27,7 +28,7 @@ type scanCmd struct {
 	Paths     []string `arg:"" optional:"" name:"path" help:"Files or folders to scan; - reads standard input."`
 	Recursive bool     `short:"r" help:"Scan folders recursively (without it, only the files directly inside)."`
 	JSON      bool     `name:"json" help:"Print one job JSON per line instead of clamdscan-style lines."`
-	FileList  string   `name:"file-list" short:"f" type:"path" placeholder:"FILE" help:"Scan the paths listed in FILE, one a line."`
+	FileList  string   `name:"file-list" short:"f" type:"path" placeholder:"FILE" help:"Scan the paths listed in FILE, one a line, as they are read (- reads standard input)."`
 	Engine    []string `name:"engine" placeholder:"NAME" help:"Use only this configured engine (repeatable)."`
 	Infected  bool     `short:"i" help:"Print only infected files and errors."`
 	Jobs      int      `short:"j" default:"0" help:"Files scanned at once (default: 2 per CPU, at most 16)."`
@@ -51,6 +52,11 @@ type outcome struct {
 func (c *scanCmd) run(ctx context.Context, g *globals, env Env) int {
 	if len(c.Paths) == 0 && c.FileList == "" {
 		return errorf(env, errors.New("scan: give paths to scan, - for standard input, or --file-list"))
+	}
+	if c.FileList == "-" && slices.Contains(c.Paths, "-") {
+		// The list is read while the files are scanned: both would
+		// read standard input at once.
+		return errorf(env, errors.New("scan: standard input cannot be both a path (-) and the file list (--file-list -)"))
 	}
 	jobs := c.Jobs
 	if jobs <= 0 {
@@ -83,9 +89,13 @@ func (c *scanCmd) run(ctx context.Context, g *globals, env Env) int {
 	bar := progress.New(env.Stderr, isTerminal(env, env.Stderr))
 	items := make(chan item, 64)
 	outcomes := make(chan outcome, 64)
+	// Results are printed in input order, so the ones done behind a
+	// slow file wait for it; ahead bounds how many, else a long list
+	// behind one big file would pile up its results in memory.
+	ahead := make(chan struct{}, maxAhead)
 	go func() {
 		defer close(items)
-		c.walk(ctx, env, items, bar)
+		c.walk(ctx, env, items, ahead, bar)
 		bar.TotalKnown()
 	}()
 	var wg sync.WaitGroup
@@ -101,7 +111,7 @@ func (c *scanCmd) run(ctx context.Context, g *globals, env Env) int {
 	}
 	go func() { wg.Wait(); close(outcomes) }()
 
-	code := c.print(env, outcomes, bar)
+	code := c.print(env, outcomes, ahead, bar)
 	bar.Stop()
 	if ctx.Err() != nil {
 		fmt.Fprintln(env.Stderr, "lazaret: scan: interrupted")
@@ -110,8 +120,12 @@ func (c *scanCmd) run(ctx context.Context, g *globals, env Env) int {
 	return code
 }
 
-// print writes results in input order and returns the exit code.
-func (c *scanCmd) print(env Env, outcomes <-chan outcome, bar *progress.Bar) int {
+// maxAhead bounds the paths taken for scanning and not yet printed.
+const maxAhead = 1024
+
+// print writes results in input order and returns the exit code. It
+// frees a place in ahead for each result written.
+func (c *scanCmd) print(env Env, outcomes <-chan outcome, ahead <-chan struct{}, bar *progress.Bar) int {
 	w := bufio.NewWriter(env.Stdout)
 	defer w.Flush()
 	enc := json.NewEncoder(w)
@@ -129,6 +143,7 @@ func (c *scanCmd) print(env Env, outcomes <-chan outcome, bar *progress.Bar) int
 			}
 			delete(pending, next)
 			next++
+			<-ahead
 			switch o.job.Verdict {
 			case scan.Infected:
 				infected = true
@@ -245,10 +260,21 @@ func scanRemote(ctx context.Context, env Env, cl *client.Client, it item) *scan.
 	return job
 }
 
-// walk sends every path to scan, in order.
-func (c *scanCmd) walk(ctx context.Context, env Env, out chan<- item, bar *progress.Bar) {
+// walk sends every path to scan, in order: the arguments, then the lines
+// of --file-list as they are read. The list is never held whole, so a
+// list of any length is scanned in bounded memory, and scanning starts
+// with its first line.
+//
+// Each path takes a place in ahead, which print frees once the path's
+// result is written.
+func (c *scanCmd) walk(ctx context.Context, env Env, out chan<- item, ahead chan<- struct{}, bar *progress.Bar) {
 	seq := 0
 	send := func(it item) bool {
+		select {
+		case ahead <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
 		it.seq = seq
 		seq++
 		bar.AddTotal(1)
@@ -259,95 +285,110 @@ func (c *scanCmd) walk(ctx context.Context, env Env, out chan<- item, bar *progr
 			return false
 		}
 	}
-	paths := c.Paths
+	var list *bufio.Scanner
 	if c.FileList != "" {
-		lp, err := readFileList(c.FileList, env)
+		// Opened before anything is scanned: a list that cannot be
+		// opened is the one result, as when lists were read whole.
+		r, err := openFileList(c.FileList, env)
 		if err != nil {
 			send(item{path: c.FileList, size: -1, err: err})
 			return
 		}
-		paths = append(paths, lp...)
+		defer r.Close()
+		list = bufio.NewScanner(r)
+		list.Buffer(make([]byte, 4096), maxListLine)
 	}
-	for _, root := range paths {
-		if root == "-" {
-			if !send(item{path: "-", size: -1}) {
-				return
-			}
-			continue
-		}
-		fi, err := os.Stat(root)
-		if err != nil {
-			if !send(item{path: root, size: -1, err: err}) {
-				return
-			}
-			continue
-		}
-		if !fi.IsDir() {
-			if !send(item{path: root, size: fi.Size()}) {
-				return
-			}
-			continue
-		}
-		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if !send(item{path: path, size: -1, err: err}) {
-					return ctx.Err()
-				}
-				return nil
-			}
-			if d.IsDir() {
-				if path != root && !c.Recursive {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !d.Type().IsRegular() {
-				return nil // symlinks, sockets, devices: not followed
-			}
-			var size int64 = -1
-			if info, err := d.Info(); err == nil {
-				size = info.Size()
-			}
-			if !send(item{path: path, size: size}) {
-				return ctx.Err()
-			}
-			return nil
-		})
-		if err != nil {
+	for _, root := range c.Paths {
+		if !c.visit(ctx, root, send) {
 			return
 		}
 	}
+	if list == nil {
+		return
+	}
+	for list.Scan() {
+		line := strings.TrimRight(list.Text(), "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if line == "-" && c.FileList == "-" {
+			// Standard input is the list itself; a worker reading it
+			// as a sample would race this loop for its bytes.
+			if !send(item{path: line, size: -1, err: errStdinIsList}) {
+				return
+			}
+			continue
+		}
+		if !c.visit(ctx, line, send) {
+			return
+		}
+	}
+	if err := list.Err(); err != nil {
+		// The lines before this one were scanned; the list's own
+		// failure is one more result, which makes the exit code 2
+		// unless something was infected.
+		send(item{path: c.FileList, size: -1, err: fmt.Errorf("file list %s: %w", c.FileList, err)})
+	}
+}
+
+// errStdinIsList is the result of a "-" line in a file list read from
+// standard input.
+var errStdinIsList = errors.New("standard input is the file list, it cannot also be scanned")
+
+// visit sends root, or the files in it when it is a folder (all of them
+// with --recursive). It reports false when the walk is to stop.
+func (c *scanCmd) visit(ctx context.Context, root string, send func(item) bool) bool {
+	if root == "-" {
+		return send(item{path: "-", size: -1})
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return send(item{path: root, size: -1, err: err})
+	}
+	if !fi.IsDir() {
+		return send(item{path: root, size: fi.Size()})
+	}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if !send(item{path: path, size: -1, err: err}) {
+				return ctx.Err()
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if path != root && !c.Recursive {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil // symlinks, sockets, devices: not followed
+		}
+		var size int64 = -1
+		if info, err := d.Info(); err == nil {
+			size = info.Size()
+		}
+		if !send(item{path: path, size: size}) {
+			return ctx.Err()
+		}
+		return nil
+	})
+	return err == nil
 }
 
 // maxListLine bounds one line of a --file-list.
 const maxListLine = 64 << 10
 
-func readFileList(name string, env Env) ([]string, error) {
-	var r io.Reader
+// openFileList opens a --file-list: a file, or standard input for "-".
+func openFileList(name string, env Env) (io.ReadCloser, error) {
 	if name == "-" {
-		r = env.Stdin
-	} else {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("file list: %w", err)
-		}
-		defer f.Close()
-		r = f
+		return io.NopCloser(env.Stdin), nil
 	}
-	var out []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), maxListLine)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		out = append(out, line)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("file list: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("file list %s: %w", name, err)
-	}
-	return out, nil
+	return f, nil
 }
 
 // lazyFile opens its file on first read, so that the open error (not

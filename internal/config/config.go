@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,14 +45,24 @@ type Config struct {
 	Rescan  Rescan   `yaml:"rescan"`
 	// KeepUploads keeps uploaded samples (by SHA-256, in
 	// DATA_DIR/uploads) so that rescans can read them again. Off, their
-	// bytes are gone once scanned and rescans skip their jobs. Nothing
-	// removes kept uploads yet: plan the space.
+	// bytes are gone once scanned and rescans skip their jobs.
 	KeepUploads bool `yaml:"keep_uploads"`
+	// KeepUploadsFor removes a kept upload once its content has not
+	// been uploaded again for this long; 0 keeps uploads forever.
+	// `serve` and `worker` prune hourly, `rescan` before it starts.
+	KeepUploadsFor time.Duration `yaml:"keep_uploads_for"`
+	// KeepUploadsMaxSize caps the kept uploads' total size: past it,
+	// the least recently uploaded go first. 0 means no cap.
+	KeepUploadsMaxSize ByteSize `yaml:"keep_uploads_max_size"`
 	// Proxies are store-scan-forward gates served by `serve` under
 	// /proxy/<name>/.
 	Proxies []Proxy `yaml:"proxies"`
 	// Engines scan every sample. Empty means one builtin engine.
 	Engines []Engine `yaml:"engines"`
+	// DebugListen, if set, serves Go's runtime profiles (/debug/pprof/)
+	// on this loopback address, apart from the API and without auth:
+	// how an operator finds where a busy server spends its time.
+	DebugListen string `yaml:"debug_listen"`
 }
 
 // Store selects the job and verdict store.
@@ -202,7 +213,28 @@ type Proxy struct {
 	// PassThrough lists path prefixes (index pages such as /simple/)
 	// served without a scan.
 	PassThrough []string `yaml:"pass_through"`
+	// Hosts are more upstreams that the upstream's pages link to (a
+	// package index's file host), each served under its own path prefix.
+	Hosts []ProxyHost `yaml:"hosts"`
+	// RewriteLinks rewrites absolute links to the upstream and to Hosts
+	// in HTML and JSON pages into links through the proxy.
+	RewriteLinks bool `yaml:"rewrite_links"`
+	// CacheMaxSize bounds the cached bodies' total size, least recently
+	// used out first; unset means DefaultProxyCacheMaxSize, 0 no bound.
+	CacheMaxSize *ByteSize `yaml:"cache_max_size"`
 }
+
+// ProxyHost is one more upstream of a proxy.
+type ProxyHost struct {
+	// Prefix is the local path prefix, "/name/": requests under it go
+	// to Upstream.
+	Prefix   string `yaml:"prefix"`
+	Upstream Secret `yaml:"upstream"`
+}
+
+// DefaultProxyCacheMaxSize bounds a proxy's cache when cache_max_size is
+// not set.
+const DefaultProxyCacheMaxSize = 10 << 30
 
 // Rescan schedules re-checks of stored verdicts inside serve.
 type Rescan struct {
@@ -299,6 +331,9 @@ func Default() Config {
 		S3:      S3{PathStyle: true},
 		Workers: 4,
 		Queue:   Queue{AckWait: 30 * time.Second, MaxDeliveries: 5},
+		// 30 days: long enough for several signature updates to
+		// rescan an upload, short enough that the folder stops growing.
+		KeepUploadsFor: 30 * 24 * time.Hour,
 	}
 }
 
@@ -360,6 +395,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	str("LAZARET_DATA_DIR", &cfg.DataDir)
 	str("LAZARET_LOG_LEVEL", &cfg.Log.Level)
 	str("LAZARET_LOG_FORMAT", &cfg.Log.Format)
+	str("LAZARET_DEBUG_LISTEN", &cfg.DebugListen)
 	if v := getenv("LAZARET_STORE_URL"); v != "" {
 		cfg.Store.URL = Secret(v)
 	}
@@ -416,6 +452,9 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q is not one of text, json", c.Log.Format))
 	}
+	if c.KeepUploadsFor < 0 {
+		errs = append(errs, errors.New("keep_uploads_for: must not be negative (0 keeps uploads forever)"))
+	}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("workers: must be at least 1"))
 	}
@@ -424,6 +463,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.MaxDeliveries < 1 {
 		errs = append(errs, errors.New("queue.max_deliveries: must be at least 1"))
+	}
+	if c.DebugListen != "" && !IsLoopback(c.DebugListen) {
+		errs = append(errs, fmt.Errorf("debug_listen: %q is not a loopback address; profiles are never served beyond this host", c.DebugListen))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
@@ -468,6 +510,17 @@ func (c *Config) Validate() error {
 		proxyNames[p.Name] = true
 		if u := p.Upstream.Reveal(); !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			errs = append(errs, fmt.Errorf("proxies[%d].upstream: want an http(s) URL", i))
+		}
+		for j, h := range p.Hosts {
+			if len(h.Prefix) < 3 || !strings.HasPrefix(h.Prefix, "/") || !strings.HasSuffix(h.Prefix, "/") {
+				errs = append(errs, fmt.Errorf("proxies[%d].hosts[%d].prefix: want a path prefix such as /files/", i, j))
+			}
+			if u := h.Upstream.Reveal(); !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				errs = append(errs, fmt.Errorf("proxies[%d].hosts[%d].upstream: want an http(s) URL", i, j))
+			}
+		}
+		if p.CacheMaxSize != nil && *p.CacheMaxSize < 0 {
+			errs = append(errs, fmt.Errorf("proxies[%d].cache_max_size: must not be negative", i))
 		}
 	}
 	if c.Rescan.Schedule != "" {
@@ -610,4 +663,17 @@ func (t Token) TokenValue() (string, error) {
 		return "", fmt.Errorf("config: token %s: %w", t.Name, err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// IsLoopback reports whether a listen address binds only loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

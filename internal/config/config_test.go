@@ -18,6 +18,9 @@ func TestLoadFull(t *testing.T) {
 	if got, want := cfg.Limits.EngineTimeout, 2*time.Minute; got != want {
 		t.Errorf("engine_timeout: got %v, want %v", got, want)
 	}
+	if !cfg.KeepUploads || cfg.KeepUploadsFor != 168*time.Hour || cfg.KeepUploadsMaxSize != 10<<30 {
+		t.Errorf("keep_uploads: got %t, for %v, max size %d; want true, 168h, 10GiB", cfg.KeepUploads, cfg.KeepUploadsFor, cfg.KeepUploadsMaxSize)
+	}
 	if got, want := len(cfg.Engines), 3; got != want {
 		t.Fatalf("engines: got %d, want %d", got, want)
 	}
@@ -42,6 +45,9 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:8080" {
 		t.Errorf("got listen %q, want loopback", cfg.Listen)
+	}
+	if got, want := cfg.KeepUploadsFor, 720*time.Hour; got != want {
+		t.Errorf("keep_uploads_for: got %v, want %v", got, want)
 	}
 }
 
@@ -78,6 +84,7 @@ func TestLoadErrors(t *testing.T) {
 		{"builtin_address.yaml", "engines[0].address: only clamd engines have addresses"},
 		{"no_name.yaml", "engines[0].name: required"},
 		{"bad_schedule.yaml", "rescan.schedule:"},
+		{"negative_keep_uploads_for.yaml", "keep_uploads_for: must not be negative"},
 		{"missing.yaml", "no such file"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -110,6 +110,10 @@ func (c *deliveryCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// Registerer is the registry's, for parts that bring collectors of their
+// own (the proxies').
+func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
+
 // Handler serves the metrics in Prometheus' text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

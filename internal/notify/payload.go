@@ -33,6 +33,23 @@ func validEvent(name string) bool {
 // Payload returns the webhook body for event and job: the job's JSON (as
 // the HTTP API shows it) with an "event" field first.
 func Payload(event string, job *scan.Job) ([]byte, error) {
+	return payload(event, job, "")
+}
+
+// ChangedPayload returns the verdict.changed body: Payload's, with the
+// verdict the job had before the rescan in a last field,
+// "previous_verdict".
+func ChangedPayload(job *scan.Job, previous scan.Verdict) ([]byte, error) {
+	if previous == "" {
+		return nil, errors.New("notify: payload: verdict.changed without a previous verdict")
+	}
+	return payload(EventVerdictChanged, job, previous)
+}
+
+// payload marshals job once and splices the extra fields around it:
+// decoding into a map and encoding again would cost two more passes,
+// sort the job's fields and lose the guarantees of Job.MarshalJSON.
+func payload(event string, job *scan.Job, previous scan.Verdict) ([]byte, error) {
 	if !validEvent(event) {
 		return nil, fmt.Errorf("notify: payload: unknown event %q", event)
 	}
@@ -43,20 +60,31 @@ func Payload(event string, job *scan.Job) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify: payload for job %s: %w", job.ID, err)
 	}
-	// Splice rather than decode into a map and re-encode: a map would
-	// reorder the job's fields and lose the guarantees of Job.MarshalJSON.
-	if len(body) < 2 || body[0] != '{' {
+	// json.Marshal compacts a Marshaler's output, so the object's braces
+	// are its first and last bytes.
+	if len(body) < 2 || body[0] != '{' || body[len(body)-1] != '}' {
 		return nil, fmt.Errorf("notify: payload for job %s: job JSON is not an object", job.ID)
 	}
-	name, _ := json.Marshal(event) // a string cannot fail to encode
+	fields := body[1 : len(body)-1]
+	// Strings cannot fail to encode.
+	name, _ := json.Marshal(event)
+	var prev []byte
+	if previous != "" {
+		prev, _ = json.Marshal(previous)
+	}
 	var b bytes.Buffer
-	b.Grow(len(body) + len(name) + 10)
+	b.Grow(len(body) + len(name) + len(prev) + 32)
 	b.WriteString(`{"event":`)
 	b.Write(name)
-	if rest := bytes.TrimSpace(body[1:]); len(rest) > 0 && rest[0] != '}' {
+	if len(fields) > 0 {
 		b.WriteByte(',')
+		b.Write(fields)
 	}
-	b.Write(body[1:])
+	if prev != nil {
+		b.WriteString(`,"previous_verdict":`)
+		b.Write(prev)
+	}
+	b.WriteByte('}')
 	return b.Bytes(), nil
 }
 

@@ -3,6 +3,8 @@ package notify
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -66,12 +68,108 @@ func keys(m map[string]any) []string {
 	return ks
 }
 
+// topKeys returns the top-level keys of a JSON object, in order.
+func topKeys(t *testing.T, b []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("not a JSON object: %v: %s", err, b)
+	}
+	var ks []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("bad JSON: %v: %s", err, b)
+		}
+		ks = append(ks, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatalf("bad JSON: %v: %s", err, b)
+		}
+	}
+	return ks
+}
+
+// TestPayloadKeys pins the fields receivers see, in order: the event,
+// the job as the API shows it, and for verdict.changed the previous
+// verdict last.
+func TestPayloadKeys(t *testing.T) {
+	jobKeys := []string{"id", "status", "verdict", "reason", "name", "size", "sha256", "source",
+		"findings", "engines", "cached", "actions", "error", "attempts", "created_at"}
+	completed, err := Payload(EventScanCompleted, testJob(scan.Clean))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := topKeys(t, completed), append([]string{"event"}, jobKeys...); !slices.Equal(got, want) {
+		t.Errorf("scan.completed keys %v, want %v", got, want)
+	}
+	changed, err := ChangedPayload(testJob(scan.Infected), scan.Clean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]string{"event"}, jobKeys...), "previous_verdict")
+	if got := topKeys(t, changed); !slices.Equal(got, want) {
+		t.Errorf("verdict.changed keys %v, want %v", got, want)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(changed, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["event"] != EventVerdictChanged || m["verdict"] != "infected" || m["previous_verdict"] != "clean" {
+		t.Errorf("event %v, verdict %v, previous_verdict %v; want verdict.changed, infected, clean",
+			m["event"], m["verdict"], m["previous_verdict"])
+	}
+}
+
+// TestChangedPayloadMatchesReencoding: splicing "previous_verdict" in
+// gives the same fields and values as the former way, decoding the
+// scan.completed-style body into a map, adding the field and encoding it
+// again.
+func TestChangedPayloadMatchesReencoding(t *testing.T) {
+	job := testJob(scan.Clean)
+	job.Name = `<odd> & "quoted" é`
+	job.Engines = []scan.EngineRun{{Name: "clamav", Version: "ClamAV 1.4.6/27480", Verdict: scan.Clean, DurationMS: 3}}
+	finished := job.CreatedAt.Add(4 * time.Millisecond)
+	job.FinishedAt = &finished
+	got, err := ChangedPayload(job, scan.Infected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := Payload(EventVerdictChanged, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(base, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["previous_verdict"] = scan.Infected
+	old, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotV, oldV any
+	if err := json.Unmarshal(got, &gotV); err != nil {
+		t.Fatalf("payload is not JSON: %v\n%s", err, got)
+	}
+	_ = json.Unmarshal(old, &oldV)
+	if !reflect.DeepEqual(gotV, oldV) {
+		t.Errorf("got\n%s\nwant the same fields as\n%s", got, old)
+	}
+}
+
 func TestPayloadErrors(t *testing.T) {
 	if _, err := Payload("scan.done", testJob(scan.Clean)); err == nil || !strings.Contains(err.Error(), "scan.done") {
 		t.Errorf("unknown event: got %v, want an error naming it", err)
 	}
 	if _, err := Payload(EventScanCompleted, nil); err == nil {
 		t.Error("nil job: got no error")
+	}
+	if _, err := ChangedPayload(testJob(scan.Clean), ""); err == nil {
+		t.Error("verdict.changed without a previous verdict: got no error")
+	}
+	if _, err := ChangedPayload(nil, scan.Clean); err == nil {
+		t.Error("verdict.changed of a nil job: got no error")
 	}
 }
 

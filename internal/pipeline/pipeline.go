@@ -121,8 +121,9 @@ type Request struct {
 	Size int64
 	// Source says where the sample came from.
 	Source scan.Source
-	// Job is an already stored job (queued or running) to complete; nil
-	// creates a new job.
+	// Job is an already stored job (queued or running) to complete, or a
+	// job not stored yet (status scan.StatusNew) whose ID and source the
+	// caller chose; nil creates a new job.
 	Job *scan.Job
 	// NoCache forces the engines to run even when a cached verdict
 	// exists (rescans).
@@ -172,7 +173,7 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 		return job, err
 	}
 	cv := p.run(ctx, req, job)
-	if req.RequeueOnError && from != scan.StatusNew && job.Verdict == scan.Error {
+	if req.RequeueOnError && job.Verdict == scan.Error {
 		return job, p.requeue(ctx, job, from, ErrRequeued)
 	}
 	fin := p.now().UTC()
@@ -184,7 +185,7 @@ func (p *Pipeline) Scan(ctx context.Context, req Request) (*scan.Job, error) {
 		job.Actions = append(job.Actions[:0], actions...)
 		if err != nil {
 			effectsErr = fmt.Errorf("pipeline: effects: %w", err)
-			if from != scan.StatusNew && req.RequeueOnError {
+			if req.RequeueOnError {
 				return job, p.requeue(ctx, job, from, effectsErr)
 			}
 			// A new job or a final attempt: the verdict stands and is
@@ -224,7 +225,9 @@ func (p *Pipeline) requeue(ctx context.Context, job *scan.Job, from scan.Status,
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := p.cfg.Store.UpdateJob(sctx, job, from); err != nil {
+	// A job not stored yet is stored now, queued, so that its attempts
+	// are counted across deliveries.
+	if err := p.cfg.Store.SaveJob(sctx, job, from, nil); err != nil {
 		return fmt.Errorf("%w: requeue job %s: %w", ErrStore, job.ID, err)
 	}
 	return why
@@ -249,6 +252,16 @@ func (p *Pipeline) begin(ctx context.Context, req Request) (*scan.Job, scan.Stat
 	}
 	job := req.Job
 	switch job.Status {
+	case scan.StatusNew:
+		if req.RequeueOnError && p.cfg.Store == nil {
+			return job, scan.StatusNew, errors.New("pipeline: requeueing a job needs a store")
+		}
+		job.Status = scan.Running
+		job.Attempts++
+		if job.CreatedAt.IsZero() {
+			job.CreatedAt = p.now().UTC()
+		}
+		return job, scan.StatusNew, nil
 	case scan.Queued, scan.Done, scan.Running:
 		// Running means a redelivery: the worker that started the job
 		// died or went silent. This is a new attempt all the same.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"container/list"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,19 +29,46 @@ import (
 // A body is written under a random name in tmp and renamed into blobs only
 // after it was read to its end, its length checked and synced, so a blob
 // is never partial. The index files are written the same way.
+//
+// The bodies' total size is bounded (Config.CacheMaxSize): past it, the
+// least recently used bodies are removed, never one that is being written,
+// scanned or served. The entries that named an evicted body keep their URL
+// and verdict but no longer claim the bytes, so the next request fetches
+// them again; an entry never names a body that is not there.
 
 // maxIndexFile bounds what is read of one index file.
 const maxIndexFile = 1 << 20
 
-// entry is what the proxy knows about one upstream URL.
+// smallBlob is the largest body served from a file kept open between
+// requests (read with pread, no open or close per request). Larger ones
+// are opened per request and sent with sendfile.
+const smallBlob = 64 << 10
+
+// maxOpenBlobs bounds the files kept open: a quarter of the process's
+// limit on open files, at least 64 and at most 4096.
+func maxOpenBlobs() int {
+	if n := openFilesLimit(); n > 0 {
+		return min(max(n/4, 64), 4096)
+	}
+	return 256
+}
+
+// entry is what the proxy knows about one upstream URL. Entries in the
+// cache are never modified: a change stores a new one.
 type entry struct {
-	URL    string `json:"url"`
+	URL string `json:"url"`
+	// Path is the local request path the URL is served under.
+	Path   string `json:"path,omitempty"`
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
 	// Header holds the upstream headers that are passed on.
 	Header map[string]string `json:"header"`
-	// Blob says the bytes are in the cache. Infected bytes are not kept.
+	// Blob says the bytes are in the cache. Infected bytes are not kept,
+	// and evicted ones are fetched again.
 	Blob bool `json:"blob"`
+	// Rewrite names the link rewriting the stored bytes went through
+	// (see Proxy.rewriteID); "" when they are the upstream's own.
+	Rewrite string `json:"rewrite,omitempty"`
 	// Verdict is the last verdict for the bytes ("" when not scanned).
 	// It is informational: before cached bytes are served the verdict is
 	// confirmed under the current engine versions.
@@ -51,24 +80,68 @@ type entry struct {
 	// last confirmed them (a fetch or a 304).
 	Fetched   time.Time `json:"fetched"`
 	Validated time.Time `json:"validated"`
+
+	// d is worked out from the fields above when the entry is stored.
+	d derived
 }
 
 func (e *entry) contentType() string { return e.Header["Content-Type"] }
 
 // cache is the folder and the in-memory index over it.
 type cache struct {
-	blobs, index, tmp string
-	log               *slog.Logger
+	blobDir, index, tmp string
+	log                 *slog.Logger
+	// max bounds the bodies' total size; 0 or less means no bound.
+	max int64
+	// derive fills an entry's derived fields; false drops the entry.
+	derive func(*entry) bool
+	m      *proxyMetrics
+	// maxOpen bounds the kept-open files.
+	maxOpen int
 
 	mu      sync.Mutex
 	entries map[string]*entry // by URL
-	refs    map[string]int    // entries with Blob set, by SHA-256
+	blobs   map[string]*blob  // bodies in the folder, by SHA-256
+	lru     list.List         // of *blob, most recently used first
+	open    list.List         // of *blob with a kept-open file, most recently used first
+	size    int64             // bytes of the bodies in blobs
+	// closed: files are no longer kept open (the proxy closed).
+	closed bool
+	// pinned is the bytes of the bodies being written and scanned:
+	// counted in size, but not held against the bound until they are
+	// settled (an infected one goes again at once).
+	pinned int64
 }
 
-func openCache(dir string, log *slog.Logger) (*cache, error) {
-	c := &cache{blobs: filepath.Join(dir, "blobs"), index: filepath.Join(dir, "index"), tmp: filepath.Join(dir, "tmp"),
-		log: log, entries: map[string]*entry{}, refs: map[string]int{}}
-	for _, d := range []string{dir, c.blobs, c.index, c.tmp} {
+// blob is one body in the folder.
+type blob struct {
+	sum  string
+	size int64
+	// urls are the entries with Blob set that name this body.
+	urls []string
+	// pins are writes whose entry is not stored yet.
+	pins int
+	// users are readers: requests serving it, scans reading it.
+	users int
+	// gone: dropped from the cache while in use; its file is removed
+	// when the last user leaves.
+	gone bool
+	used *list.Element // in cache.lru
+	f    *os.File      // kept open, for small bodies
+	fel  *list.Element // in cache.open
+}
+
+type cacheOptions struct {
+	max    int64
+	derive func(*entry) bool
+	log    *slog.Logger
+	m      *proxyMetrics
+}
+
+func openCache(dir string, o cacheOptions) (*cache, error) {
+	c := &cache{blobDir: filepath.Join(dir, "blobs"), index: filepath.Join(dir, "index"), tmp: filepath.Join(dir, "tmp"),
+		log: o.log, max: o.max, derive: o.derive, m: o.m, maxOpen: maxOpenBlobs(), entries: map[string]*entry{}, blobs: map[string]*blob{}}
+	for _, d := range []string{dir, c.blobDir, c.index, c.tmp} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
 		}
@@ -83,27 +156,51 @@ func openCache(dir string, log *slog.Logger) (*cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
+	var loaded []*entry
 	for _, de := range des {
 		if !strings.HasSuffix(de.Name(), ".json") {
 			continue
 		}
-		e, err := readEntry(filepath.Join(c.index, de.Name()))
+		name := filepath.Join(c.index, de.Name())
+		e, err := readEntry(name)
+		if err == nil && name != c.indexPath(e.URL) {
+			err = errors.New("file name does not match the URL")
+		}
+		if err == nil && !c.derive(e) {
+			err = errors.New("not a URL of this proxy's upstreams")
+		}
 		if err != nil {
 			// A broken entry only costs a fetch.
-			log.Warn("proxy cache entry unreadable", "file", de.Name(), "error", err.Error())
-			os.Remove(filepath.Join(c.index, de.Name()))
+			c.log.Warn("proxy cache entry unreadable", "file", de.Name(), "error", err.Error())
+			os.Remove(name)
 			continue
 		}
+		loaded = append(loaded, e)
+	}
+	// The most recently validated bodies count as the most recently used.
+	slices.SortFunc(loaded, func(a, b *entry) int { return a.Validated.Compare(b.Validated) })
+	for _, e := range loaded {
 		if e.Blob {
-			if fi, err := os.Stat(c.blobPath(e.SHA256)); err != nil || fi.Size() != e.Size {
-				e.Blob = false
+			b := c.blobs[e.SHA256]
+			if b == nil {
+				if fi, err := os.Stat(c.blobPath(e.SHA256)); err == nil && fi.Size() == e.Size {
+					b = c.addBlob(e.SHA256, e.Size)
+				}
+			}
+			if b != nil {
+				b.urls = append(b.urls, e.URL)
+				c.lru.MoveToFront(b.used)
 			} else {
-				c.refs[e.SHA256]++
+				e.Blob = false
 			}
 		}
 		c.entries[e.URL] = e
 	}
 	c.sweep()
+	c.mu.Lock()
+	c.evictLocked()
+	c.mu.Unlock()
+	c.gauges()
 	return c, nil
 }
 
@@ -124,14 +221,14 @@ func readEntry(name string) (*entry, error) {
 	return &e, nil
 }
 
-// sweep removes blobs no entry refers to: bodies replaced upstream, or
+// sweep removes bodies no entry refers to: bodies replaced upstream, or
 // left by a crash between the rename and the index write.
 func (c *cache) sweep() {
-	filepath.WalkDir(c.blobs, func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(c.blobDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}
-		if c.refs[d.Name()] == 0 {
+		if c.blobs[d.Name()] == nil {
 			os.Remove(p)
 		}
 		return nil
@@ -142,53 +239,73 @@ func validSHA(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
-	_, err := hex.DecodeString(s)
-	return err == nil
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
-func (c *cache) blobPath(sum string) string { return filepath.Join(c.blobs, sum[:2], sum) }
+func (c *cache) blobPath(sum string) string {
+	return c.blobDir + string(filepath.Separator) + sum[:2] + string(filepath.Separator) + sum
+}
 
 func (c *cache) indexPath(key string) string {
 	h := sha256.Sum256([]byte(key))
 	return filepath.Join(c.index, hex.EncodeToString(h[:])+".json")
 }
 
-// get returns a copy of the entry for key.
-func (c *cache) get(key string) (entry, bool) {
+// get returns the entry for key. It must not be modified.
+func (c *cache) get(key string) (*entry, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.entries[key]
-	if !ok {
-		return entry{}, false
-	}
-	return *e, true
+	c.mu.Unlock()
+	return e, ok
 }
 
-// put records e, on disk first so that a restart keeps it. A blob no
+// put records e, on disk first so that a restart keeps it, and returns
+// the entry as stored; e must not be used or modified after. An entry
+// naming a body that is no longer cached is stored without it. A body no
 // entry refers to any more is removed.
-func (c *cache) put(e entry) error {
-	b, err := json.Marshal(&e)
-	if err != nil {
-		return fmt.Errorf("cache: encode entry: %w", err)
-	}
+func (c *cache) put(e *entry) (*entry, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	werr := writeAtomic(c.tmp, c.indexPath(e.URL), b)
+	var b *blob
+	if e.Blob {
+		if b = c.blobs[e.SHA256]; b == nil {
+			e.Blob = false
+		}
+	}
+	if !c.derive(e) {
+		return e, errors.New("cache: entry for a URL of no upstream")
+	}
+	werr := c.writeEntry(e)
 	// The in-memory index is updated even when the file is not: serving
 	// stays right, only a restart would forget.
 	old := c.entries[e.URL]
-	ne := e
-	c.entries[e.URL] = &ne
-	if e.Blob {
-		c.refs[e.SHA256]++
-	}
-	if old != nil && old.Blob {
-		c.unref(old.SHA256)
+	c.entries[e.URL] = e
+	same := old != nil && old.Blob && e.Blob && old.SHA256 == e.SHA256
+	if !same {
+		if b != nil {
+			b.urls = append(b.urls, e.URL)
+		}
+		if old != nil && old.Blob {
+			c.unlinkLocked(old.SHA256, old.URL)
+		}
 	}
 	if werr != nil {
-		return fmt.Errorf("cache: write entry: %w", werr)
+		return e, fmt.Errorf("cache: write entry: %w", werr)
 	}
-	return nil
+	return e, nil
+}
+
+func (c *cache) writeEntry(e *entry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode entry: %w", err)
+	}
+	return writeAtomic(c.tmp, c.indexPath(e.URL), b)
 }
 
 // drop forgets the entry for key.
@@ -202,27 +319,225 @@ func (c *cache) drop(key string) {
 	delete(c.entries, key)
 	os.Remove(c.indexPath(key))
 	if old.Blob {
-		c.unref(old.SHA256)
+		c.unlinkLocked(old.SHA256, old.URL)
 	}
 }
 
-// unref drops one reference to a blob and removes it at zero. c.mu is
-// held.
-func (c *cache) unref(sum string) {
-	c.refs[sum]--
-	if c.refs[sum] <= 0 {
-		delete(c.refs, sum)
-		os.Remove(c.blobPath(sum))
+// discard removes the body sum (corrupt, or gone from the folder) and
+// stores every entry that named it without it.
+func (c *cache) discard(sum string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b := c.blobs[sum]; b != nil {
+		c.detachLocked(b)
+		c.removeLocked(b)
 	}
 }
 
-// open opens the blob with the given SHA-256.
-func (c *cache) open(sum string) (*os.File, error) {
-	if !validSHA(sum) {
+// detachLocked stores the entries naming b without it. c.mu is held.
+func (c *cache) detachLocked(b *blob) {
+	for _, u := range b.urls {
+		old := c.entries[u]
+		if old == nil || !old.Blob || old.SHA256 != b.sum {
+			continue
+		}
+		e := *old
+		e.Blob = false
+		if err := c.writeEntry(&e); err != nil {
+			c.log.Warn("proxy cache write failed", "url", u, "error", err.Error())
+		}
+		c.entries[u] = &e
+	}
+	b.urls = nil
+}
+
+// unlinkLocked drops url's reference to the body sum and removes the body
+// when nothing refers to it. c.mu is held.
+func (c *cache) unlinkLocked(sum, url string) {
+	b := c.blobs[sum]
+	if b == nil {
+		return
+	}
+	if i := slices.Index(b.urls, url); i >= 0 {
+		b.urls = slices.Delete(b.urls, i, i+1)
+	}
+	if len(b.urls) == 0 && b.pins == 0 {
+		c.removeLocked(b)
+	}
+}
+
+// addBlob records a new body. c.mu is held (or the cache is not shared
+// yet).
+func (c *cache) addBlob(sum string, size int64) *blob {
+	b := &blob{sum: sum, size: size}
+	b.used = c.lru.PushFront(b)
+	c.blobs[sum] = b
+	c.size += size
+	return b
+}
+
+// removeLocked takes b out of the cache; its file goes now, or when its
+// last user leaves. c.mu is held.
+func (c *cache) removeLocked(b *blob) {
+	if c.blobs[b.sum] == b {
+		delete(c.blobs, b.sum)
+		c.lru.Remove(b.used)
+		c.size -= b.size
+		if b.pins > 0 {
+			c.pinned -= b.size
+		}
+	}
+	b.gone = true
+	if b.users == 0 {
+		c.closeLocked(b)
+		c.removeFileLocked(b)
+	}
+	c.gauges()
+}
+
+// removeFileLocked removes b's file unless a new body with the same
+// content took its place. c.mu is held.
+func (c *cache) removeFileLocked(b *blob) {
+	if c.blobs[b.sum] == nil {
+		os.Remove(c.blobPath(b.sum))
+	}
+}
+
+func (c *cache) closeLocked(b *blob) {
+	if b.f != nil {
+		b.f.Close()
+		b.f = nil
+		c.open.Remove(b.fel)
+		b.fel = nil
+	}
+}
+
+// evictLocked removes least recently used bodies until the total size is
+// within the bound. Bodies in use or being written stay; the bound is then
+// exceeded until they are released. c.mu is held.
+func (c *cache) evictLocked() {
+	for c.over() {
+		var victim *blob
+		for el := c.lru.Back(); el != nil; el = el.Prev() {
+			if b := el.Value.(*blob); b.users == 0 && b.pins == 0 {
+				victim = b
+				break
+			}
+		}
+		if victim == nil {
+			return
+		}
+		c.detachLocked(victim)
+		c.removeLocked(victim)
+		c.m.evictions.Inc()
+		c.m.evictedBytes.Add(float64(victim.size))
+		c.log.Debug("proxy cache evicted", "sha256", victim.sum, "size", victim.size)
+	}
+}
+
+// over reports whether the settled bodies exceed the bound. c.mu is held.
+func (c *cache) over() bool { return c.max > 0 && c.size-c.pinned > c.max }
+
+func (c *cache) gauges() {
+	c.m.bytes.Set(float64(c.size))
+	c.m.files.Set(float64(len(c.blobs)))
+}
+
+// acquire marks the body sum as in use and returns it; the caller must
+// release it. It fails when the body is not cached (any more).
+func (c *cache) acquire(sum string) (*blob, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.blobs[sum]
+	if b == nil {
 		return nil, fs.ErrNotExist
 	}
-	return os.Open(c.blobPath(sum))
+	if b.size <= smallBlob && b.f == nil && !c.closed {
+		f, err := os.Open(c.blobPath(sum))
+		if err != nil {
+			// Gone from the folder behind our back: forget it, so that
+			// it is fetched again.
+			c.log.Warn("proxy cached body missing", "sha256", sum, "error", err.Error())
+			c.detachLocked(b)
+			c.removeLocked(b)
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		b.f = f
+		b.fel = c.open.PushFront(b)
+		c.trimOpenLocked()
+	} else if b.fel != nil {
+		c.open.MoveToFront(b.fel)
+	}
+	b.users++
+	c.lru.MoveToFront(b.used)
+	return b, nil
 }
+
+// trimOpenLocked closes the least recently used kept-open files beyond
+// c.maxOpen that no one reads. c.mu is held.
+func (c *cache) trimOpenLocked() {
+	for el := c.open.Back(); el != nil && c.open.Len() > c.maxOpen; {
+		prev := el.Prev()
+		if b := el.Value.(*blob); b.users == 0 {
+			c.closeLocked(b)
+		}
+		el = prev
+	}
+}
+
+// release ends one use of b.
+func (c *cache) release(b *blob) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b.users--
+	if b.users > 0 {
+		return
+	}
+	if c.closed {
+		c.closeLocked(b)
+	}
+	if b.gone {
+		c.closeLocked(b)
+		c.removeFileLocked(b)
+		return
+	}
+	if c.over() {
+		c.evictLocked()
+	}
+}
+
+// close closes the kept-open files; those in use close when released.
+// The cache still works, opening files per read.
+func (c *cache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for el := c.open.Front(); el != nil; {
+		next := el.Next()
+		if b := el.Value.(*blob); b.users == 0 {
+			c.closeLocked(b)
+		}
+		el = next
+	}
+}
+
+// reader returns a reader over b's bytes, which b's user must close.
+// Small bodies share one open file (read at offsets), larger ones are
+// opened: an *os.File lets net/http send it with sendfile.
+func (c *cache) reader(b *blob) (io.ReadSeekCloser, error) {
+	if f := b.f; f != nil {
+		return nopCloser{io.NewSectionReader(f, 0, b.size)}, nil
+	}
+	f, err := os.Open(c.blobPath(b.sum))
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	return f, nil
+}
+
+type nopCloser struct{ *io.SectionReader }
+
+func (nopCloser) Close() error { return nil }
 
 // Errors from write, which callers turn into statuses.
 var (
@@ -230,15 +545,29 @@ var (
 	errTruncated = errors.New("body is shorter than its Content-Length")
 )
 
-// write stores r's bytes (at most limit of them) as a blob, hashing while
-// writing, and returns their SHA-256 and length. declared is the expected
-// length, or -1. Nothing is left behind on error. On success the blob is
-// pinned — counted as referenced, so that no concurrent put removes it —
-// and the caller must unpin it once its entry is put (or not).
-func (c *cache) write(r io.Reader, limit, declared int64) (sum string, n int64, err error) {
+// countWriter counts what goes through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// write stores r's bytes (at most limit of them) as a body, hashing while
+// writing, and returns the body (b.sum is the SHA-256) and its length. declared is the
+// expected length of r, or -1. transform, if set, wraps the file's writer
+// (to rewrite links); the hash and length are the transformed bytes'.
+// Nothing is left behind on error. On success the body is pinned — kept
+// from eviction and removal — and the caller must unpin it once its entry
+// is put (or not).
+func (c *cache) write(r io.Reader, limit, declared int64, transform func(io.Writer) io.WriteCloser) (_ *blob, n int64, err error) {
 	f, err := os.CreateTemp(c.tmp, "fetch-*") // 0600
 	if err != nil {
-		return "", 0, fmt.Errorf("cache: %w", err)
+		return nil, 0, fmt.Errorf("cache: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -247,41 +576,112 @@ func (c *cache) write(r io.Reader, limit, declared int64) (sum string, n int64, 
 		}
 	}()
 	h := sha256.New()
-	n, err = io.Copy(io.MultiWriter(f, h), io.LimitReader(r, limit+1))
+	out := &countWriter{w: io.MultiWriter(f, h)}
+	var dst io.Writer = out
+	var tw io.WriteCloser
+	if transform != nil {
+		tw = transform(out)
+		dst = tw
+	}
+	in, err := io.Copy(dst, io.LimitReader(r, limit+1))
 	switch {
 	case err != nil:
-		return "", n, err
-	case n > limit:
-		return "", n, fmt.Errorf("%w of %d bytes", errTooLarge, limit)
-	case declared >= 0 && n != declared:
-		return "", n, fmt.Errorf("%w: got %d of %d bytes", errTruncated, n, declared)
+		return nil, in, err
+	case in > limit:
+		return nil, in, fmt.Errorf("%w of %d bytes", errTooLarge, limit)
+	case declared >= 0 && in != declared:
+		return nil, in, fmt.Errorf("%w: got %d of %d bytes", errTruncated, in, declared)
+	}
+	if tw != nil {
+		if err = tw.Close(); err != nil {
+			return nil, in, fmt.Errorf("cache: %w", err)
+		}
 	}
 	// Synced before the rename: after a crash the index may name this
 	// blob, and it must hold every byte.
 	if err = f.Sync(); err != nil {
-		return "", n, fmt.Errorf("cache: sync: %w", err)
+		return nil, in, fmt.Errorf("cache: sync: %w", err)
 	}
 	if err = f.Close(); err != nil {
-		return "", n, fmt.Errorf("cache: close: %w", err)
+		return nil, in, fmt.Errorf("cache: close: %w", err)
 	}
-	sum = hex.EncodeToString(h.Sum(nil))
+	sum := hex.EncodeToString(h.Sum(nil))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err = os.MkdirAll(filepath.Dir(c.blobPath(sum)), 0o700); err != nil {
-		return "", n, fmt.Errorf("cache: %w", err)
+		return nil, in, fmt.Errorf("cache: %w", err)
 	}
+	// Renaming over a body with the same content is harmless: readers
+	// that have the old file open read the same bytes.
 	if err = os.Rename(f.Name(), c.blobPath(sum)); err != nil {
-		return "", n, fmt.Errorf("cache: %w", err)
+		return nil, in, fmt.Errorf("cache: %w", err)
 	}
-	c.refs[sum]++
-	return sum, n, nil
+	b := c.blobs[sum]
+	if b == nil {
+		b = c.addBlob(sum, out.n)
+	}
+	if b.pins == 0 {
+		c.pinned += b.size
+	}
+	b.pins++
+	c.lru.MoveToFront(b.used)
+	// Nothing is evicted for the new body before it is scanned: if it is
+	// infected, it goes and other bodies need not. unpin evicts.
+	c.gauges()
+	return b, out.n, nil
 }
 
-// unpin releases write's pin on a blob.
-func (c *cache) unpin(sum string) {
+// unpin releases write's pin on b.
+func (c *cache) unpin(b *blob) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.unref(sum)
+	b.pins--
+	if b.gone || b.pins > 0 {
+		return
+	}
+	c.pinned -= b.size
+	if len(b.urls) == 0 {
+		c.removeLocked(b)
+		return
+	}
+	c.evictLocked()
+}
+
+// stats reports the bodies' total size and count, for tests.
+func (c *cache) stats() (size int64, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size, len(c.blobs)
+}
+
+// check verifies the index against the bodies, for tests: every entry
+// with Blob names a cached body that lists it, and the sizes add up.
+func (c *cache) check() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var total int64
+	for sum, b := range c.blobs {
+		total += b.size
+		if b.gone || b.sum != sum {
+			return fmt.Errorf("body %s: gone or misfiled", sum)
+		}
+		if _, err := os.Stat(c.blobPath(sum)); err != nil {
+			return fmt.Errorf("body %s: %w", sum, err)
+		}
+	}
+	if total != c.size {
+		return fmt.Errorf("size %d, bodies add up to %d", c.size, total)
+	}
+	for u, e := range c.entries {
+		if !e.Blob {
+			continue
+		}
+		b := c.blobs[e.SHA256]
+		if b == nil || !slices.Contains(b.urls, u) {
+			return fmt.Errorf("entry %s names body %s, which is not cached for it", u, e.SHA256)
+		}
+	}
+	return nil
 }
 
 // writeAtomic writes b to name through a temporary file in tmp.

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -30,14 +28,13 @@ var (
 	errIdle             = errors.New("upstream stalled while sending the body")
 )
 
-func (p *Proxy) newClient(user *url.Userinfo) *http.Client {
+func (p *Proxy) newClient() *http.Client {
 	tr := p.cfg.Transport
 	if tr == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.ResponseHeaderTimeout = p.cfg.HeaderTimeout
 		tr = t
 	}
-	p.user = user
 	limit := max(p.cfg.MaxRedirects, 0)
 	return &http.Client{
 		Transport: tr,
@@ -48,8 +45,8 @@ func (p *Proxy) newClient(user *url.Userinfo) *http.Client {
 			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 				return fmt.Errorf("redirect to scheme %q", req.URL.Scheme)
 			}
-			if req.URL.Host != p.upHost {
-				// Credentials are for the upstream only, not for a CDN
+			if req.URL.Host != via[0].URL.Host {
+				// Credentials are for the origin asked, not for a CDN
 				// or whatever it redirects to.
 				req.Header.Del("Authorization")
 				for k := range p.cfg.Header {
@@ -65,31 +62,29 @@ func (p *Proxy) newClient(user *url.Userinfo) *http.Client {
 // else from the upstream (conditionally when there are cached bytes), with
 // the verdict decided by the scanner. It runs detached from any request.
 func (p *Proxy) resolve(ctx context.Context, t target) outcome {
-	if e, ok := p.cache.get(t.url); ok && p.fresh(&e) {
+	if e, ok := p.cache.get(t.url); ok && p.fresh(e) {
 		if e.Blob {
 			if out, ok := p.confirm(ctx, t, e, true); ok {
+				out.hit = true
 				return out
 			}
 		} else if e.Verdict == scan.Infected {
-			return p.infected(e)
+			out := p.infected(e)
+			out.hit = true
+			return out
 		}
 	}
 	return p.fetch(ctx, t, true)
 }
 
-// fresh reports whether e may be used without asking the upstream.
+// fresh reports whether e may be used without asking the upstream: within
+// its max age, and for cached bytes, stored with the link rewriting now in
+// use.
 func (p *Proxy) fresh(e *entry) bool {
-	return p.now().Sub(e.Validated) < p.maxAge(urlPath(e.URL), e.contentType())
-}
-
-// urlPath is the path of an upstream URL relative to the upstream's base,
-// as rules see it.
-func urlPath(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return ""
+	if p.now().Sub(e.Validated) >= e.d.maxAge {
+		return false
 	}
-	return u.Path
+	return !e.Blob || e.Rewrite == e.d.rewrite
 }
 
 // fetch gets t from the upstream, stores the body and has it scanned.
@@ -97,7 +92,10 @@ func urlPath(s string) string {
 // validators.
 func (p *Proxy) fetch(parent context.Context, t target, conditional bool) outcome {
 	old, hadOld := p.cache.get(t.url)
-	conditional = conditional && hadOld && old.Blob && (old.Header["Etag"] != "" || old.Header["Last-Modified"] != "")
+	// Bytes stored under other link rewriting are not what would be
+	// stored now: a 304 must not keep them.
+	conditional = conditional && hadOld && old.Blob && old.Rewrite == old.d.rewrite &&
+		(old.Header["Etag"] != "" || old.Header["Last-Modified"] != "")
 
 	// ctx bounds the upstream exchange only; the scan that follows runs
 	// under parent, with the pipeline's own engine deadlines.
@@ -109,12 +107,13 @@ func (p *Proxy) fetch(parent context.Context, t target, conditional bool) outcom
 	if err != nil {
 		return failure(http.StatusBadRequest, "bad_path", "bad upstream URL")
 	}
-	for k, vs := range p.cfg.Header {
+	o := t.origin
+	for k, vs := range o.header {
 		req.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
-	if p.user != nil {
-		pw, _ := p.user.Password()
-		req.SetBasicAuth(p.user.Username(), pw)
+	if o.user != nil {
+		pw, _ := o.user.Password()
+		req.SetBasicAuth(o.user.Username(), pw)
 	}
 	req.Header.Set("User-Agent", "lazaret-proxy")
 	if conditional {
@@ -139,11 +138,16 @@ func (p *Proxy) fetch(parent context.Context, t target, conditional bool) outcom
 
 	switch {
 	case resp.StatusCode == http.StatusNotModified && conditional:
-		old.Validated = p.now()
-		if err := p.cache.put(old); err != nil {
+		ne := *old
+		ne.Validated = p.now()
+		stored, err := p.cache.put(&ne)
+		if err != nil {
 			p.log.LogAttrs(ctx, slog.LevelWarn, "proxy cache write failed", slog.String("url", t.url), slog.String("error", err.Error()))
 		}
-		if out, ok := p.confirm(parent, t, old, true); ok {
+		if !stored.Blob {
+			return p.fetch(parent, t, false) // evicted meanwhile
+		}
+		if out, ok := p.confirm(parent, t, stored, true); ok {
 			return out
 		}
 		// The cached bytes went missing: fetch them whole.
@@ -152,6 +156,7 @@ func (p *Proxy) fetch(parent context.Context, t target, conditional bool) outcom
 		p.cache.drop(t.url)
 		out := failure(http.StatusNotFound, "not_found", "not found upstream")
 		out.body["upstream_status"] = resp.StatusCode
+		p.m.upstreamError(out.code())
 		return out
 	case resp.StatusCode >= 400:
 		out := failure(http.StatusBadGateway, "upstream_error", fmt.Sprintf("the upstream answered %d", resp.StatusCode))
@@ -179,7 +184,13 @@ func (p *Proxy) fetch(parent context.Context, t target, conditional bool) outcom
 	if resp.Uncompressed {
 		declared = -1 // the length was the compressed one
 	}
-	sum, n, err := p.cache.write(body, p.cfg.MaxSize, declared)
+	var transform func(io.Writer) io.WriteCloser
+	rewrite := ""
+	if p.rewriteID != "" && rewritable(mediaType(resp.Header.Get("Content-Type"))) {
+		rewrite = p.rewriteID
+		transform = func(w io.Writer) io.WriteCloser { return newLinkRewriter(w, p.links, t.path) }
+	}
+	b, n, err := p.cache.write(body, p.cfg.MaxSize, declared, transform)
 	idle.Stop() // the body is read: a long scan is no stall
 	if err != nil {
 		var out outcome
@@ -198,12 +209,15 @@ func (p *Proxy) fetch(parent context.Context, t target, conditional bool) outcom
 		p.logUpstream(ctx, t, out)
 		return out
 	}
-	defer p.cache.unpin(sum)
+	defer p.cache.unpin(b)
+	sum := b.sum
 	now := p.now()
-	e := entry{URL: t.url, SHA256: sum, Size: n, Header: keep(resp), Blob: true, Fetched: now, Validated: now}
+	e := &entry{URL: t.url, Path: t.path, SHA256: sum, Size: n, Header: keep(resp), Blob: true, Rewrite: rewrite,
+		Fetched: now, Validated: now}
 	p.log.LogAttrs(ctx, slog.LevelInfo, "proxy fetched", slog.String("url", t.url), slog.String("sha256", sum),
-		slog.Int64("size", n), slog.Duration("duration", now.Sub(start)))
-	if err := p.cache.put(e); err != nil {
+		slog.Int64("size", n), slog.Bool("rewritten", rewrite != ""), slog.Duration("duration", now.Sub(start)))
+	e, err = p.cache.put(e)
+	if err != nil {
 		p.log.LogAttrs(ctx, slog.LevelWarn, "proxy cache write failed", slog.String("url", t.url), slog.String("error", err.Error()))
 	}
 	// New bytes are a new intake: they get a job of their own, even when
@@ -271,6 +285,7 @@ func (p *Proxy) upstreamFailure(ctx context.Context, t target, err error) outcom
 	default:
 		out = failure(http.StatusBadGateway, "upstream_error", "the upstream request failed")
 	}
+	p.m.upstreamError(out.code())
 	p.log.LogAttrs(ctx, slog.LevelWarn, "proxy upstream failed", slog.String("url", t.url),
 		slog.String("code", out.code()), slog.String("error", err.Error()))
 	return out
@@ -282,6 +297,7 @@ func isDNS(err error) bool {
 }
 
 func (p *Proxy) logUpstream(ctx context.Context, t target, out outcome) {
+	p.m.upstreamError(out.code())
 	p.log.LogAttrs(ctx, slog.LevelWarn, "proxy upstream failed", slog.String("url", t.url),
 		slog.String("code", out.code()), slog.Any("upstream_status", out.body["upstream_status"]))
 }
@@ -294,33 +310,38 @@ func tooLarge(limit int64) outcome {
 
 // confirm decides whether the cached bytes of e may be served, with the
 // verdict under the engines' current versions: from the scanner's cache
-// (lookup, when allowed and the scanner can) or by scanning the bytes. It
+// (lookup, when allowed and the scanner can) or by scanning the bytes. An
+// outcome that serves the bytes holds them in use (outcome.blob). It
 // returns false when the bytes are missing or are not what e says; the
 // caller then fetches them again.
-func (p *Proxy) confirm(ctx context.Context, t target, e entry, lookup bool) (outcome, bool) {
-	f, err := p.cache.open(e.SHA256)
+func (p *Proxy) confirm(ctx context.Context, t target, e *entry, lookup bool) (outcome, bool) {
+	b, err := p.cache.acquire(e.SHA256)
 	if err != nil {
-		p.log.LogAttrs(ctx, slog.LevelWarn, "proxy cached body missing", slog.String("url", t.url), slog.String("sha256", e.SHA256))
-		e.Blob = false
-		p.cache.put(e)
 		return outcome{}, false
 	}
-	defer f.Close()
-	if !p.mustScan(t.path, e.contentType()) {
-		return outcome{serve: &e, unscanned: true}, true
+	if !e.d.scan {
+		return outcome{serve: e, blob: b}, true
 	}
 	if lookup {
 		if job, ok := p.lookup(ctx, e.SHA256); ok {
-			return p.settle(ctx, e, job), true
+			return p.hold(p.settle(ctx, e, job), b), true
 		}
 	}
-	name := path.Base(t.path)
+	name := path.Base(e.Path)
 	if name == "/" || name == "." {
 		name = "index"
 	}
-	job, err := p.cfg.Scanner.Scan(ctx, pipeline.Request{Name: name, Body: f, Size: e.Size,
+	body, err := p.cache.reader(b)
+	if err != nil {
+		p.cache.release(b)
+		p.cache.discard(e.SHA256)
+		return outcome{}, false
+	}
+	job, err := p.cfg.Scanner.Scan(ctx, pipeline.Request{Name: name, Body: body, Size: b.size,
 		Source: scan.Source{Kind: "proxy", URL: t.url}})
+	body.Close()
 	if job == nil {
+		p.cache.release(b)
 		if err == nil {
 			err = errors.New("no job")
 		}
@@ -338,12 +359,22 @@ func (p *Proxy) confirm(ctx context.Context, t target, e entry, lookup bool) (ou
 		// The file changed under us: it is not what was fetched.
 		p.log.LogAttrs(ctx, slog.LevelError, "proxy cached body corrupt", slog.String("url", t.url),
 			slog.String("want_sha256", e.SHA256), slog.String("got_sha256", job.SHA256))
-		os.Remove(p.cache.blobPath(e.SHA256))
-		e.Blob = false
-		p.cache.put(e)
+		p.cache.release(b)
+		p.cache.discard(e.SHA256)
 		return outcome{}, false
 	}
-	return p.settle(ctx, e, job), true
+	return p.hold(p.settle(ctx, e, job), b), true
+}
+
+// hold keeps b in use for an outcome that serves it, and releases it
+// otherwise.
+func (p *Proxy) hold(out outcome, b *blob) outcome {
+	if out.serve == nil {
+		p.cache.release(b)
+		return out
+	}
+	out.blob = b
+	return out
 }
 
 // lookup asks the scanner's verdict cache, if it has one, for a definitive
@@ -375,25 +406,29 @@ func (p *Proxy) lookup(ctx context.Context, sum string) (*scan.Job, bool) {
 
 // settle records job's verdict on e and returns the answer for it.
 // Infected bytes are dropped from the cache.
-func (p *Proxy) settle(ctx context.Context, e entry, job *scan.Job) outcome {
+func (p *Proxy) settle(ctx context.Context, e *entry, job *scan.Job) outcome {
 	// A verdict confirmed from the scanner's cache names the job that
 	// first decided it; the entry keeps naming the job that scanned these
 	// bytes for this URL, which is also a record of that verdict.
 	changed := e.Verdict != job.Verdict || (e.Job != job.ID && !job.Cached) || e.Job == ""
-	if changed {
-		e.Verdict, e.Reason, e.Signature, e.Job = job.Verdict, job.Reason, job.FirstSignature(), job.ID
-	}
-	if job.Verdict == scan.Infected && e.Blob {
-		e.Blob, changed = false, true
-	}
-	if changed {
-		if err := p.cache.put(e); err != nil {
+	infectedBlob := job.Verdict == scan.Infected && e.Blob
+	if changed || infectedBlob {
+		ne := *e
+		if changed {
+			ne.Verdict, ne.Reason, ne.Signature, ne.Job = job.Verdict, job.Reason, job.FirstSignature(), job.ID
+		}
+		if infectedBlob {
+			ne.Blob = false
+		}
+		stored, err := p.cache.put(&ne)
+		if err != nil {
 			p.log.LogAttrs(ctx, slog.LevelWarn, "proxy cache write failed", slog.String("url", e.URL), slog.String("error", err.Error()))
 		}
+		e = stored
 	}
 	switch job.Verdict {
 	case scan.Clean:
-		return outcome{serve: &e}
+		return outcome{serve: e}
 	case scan.Infected:
 		p.log.LogAttrs(ctx, slog.LevelInfo, "proxy refused infected", slog.String("url", e.URL),
 			slog.String("sha256", e.SHA256), slog.String("signature", e.Signature), slog.String("job", e.Job))
@@ -419,7 +454,7 @@ func reasonText(job *scan.Job) string {
 	return "unknown"
 }
 
-func addJob(out *outcome, e entry, job *scan.Job) {
+func addJob(out *outcome, e *entry, job *scan.Job) {
 	out.body["verdict"] = string(job.Verdict)
 	out.body["reason"] = string(job.Reason)
 	out.body["job"] = job.ID
@@ -427,7 +462,7 @@ func addJob(out *outcome, e entry, job *scan.Job) {
 }
 
 // infected is the answer for infected content.
-func (p *Proxy) infected(e entry) outcome {
+func (p *Proxy) infected(e *entry) outcome {
 	msg := "the file is infected"
 	if e.Signature != "" {
 		msg += ": " + e.Signature

@@ -51,25 +51,34 @@ func wheel(t *testing.T, name string) []byte {
 }
 
 // pypi serves a PEP 503 simple index on up: cleanpkg as a wheel, and
-// badpkg as an "sdist" whose bytes are EICAR. The links are relative, as
-// in most PEP 503 pages, and carry the files' hashes.
-func pypi(t *testing.T, up *upstream) {
+// badpkg as an "sdist" whose bytes are EICAR. Without files, the files are
+// on up and the links relative, as in most PEP 503 pages; with files, the
+// files are there and every link is absolute, as on pypi.org (whose pages
+// link to https://files.pythonhosted.org/...). Links carry the files'
+// hashes.
+func pypi(t *testing.T, up, files *upstream) {
 	whl := wheel(t, "cleanpkg")
-	files := map[string][]byte{
+	bodies := map[string][]byte{
 		"cleanpkg-1.0-py3-none-any.whl": whl,
 		"badpkg-1.0.tar.gz":             testenv.EICAR,
 	}
 	const html = "text/html; charset=utf-8"
-	up.set("/simple/", upFile{ctype: html, body: []byte(`<!DOCTYPE html><html><body>
-<a href="cleanpkg/">cleanpkg</a>
-<a href="badpkg/">badpkg</a>
-</body></html>`)})
-	for file, body := range files {
+	index, link := "", "../../packages/"
+	if files != nil {
+		index, link = up.URL+"/simple/", files.URL+"/packages/"
+	} else {
+		files = up
+	}
+	up.set("/simple/", upFile{ctype: html, body: fmt.Appendf(nil, `<!DOCTYPE html><html><body>
+<a href="%scleanpkg/">cleanpkg</a>
+<a href="%sbadpkg/">badpkg</a>
+</body></html>`, index, index)})
+	for file, body := range bodies {
 		project := file[:strings.IndexByte(file, '-')]
-		up.set("/packages/"+file, upFile{body: body, ctype: "application/octet-stream"})
+		files.set("/packages/"+file, upFile{body: body, ctype: "application/octet-stream"})
 		up.set("/simple/"+project+"/", upFile{ctype: html, body: fmt.Appendf(nil, `<!DOCTYPE html><html><body>
-<a href="../../packages/%s#sha256=%s">%s</a>
-</body></html>`, file, sha(body), file)})
+<a href="%s%s#sha256=%s">%s</a>
+</body></html>`, link, file, sha(body), file)})
 	}
 }
 
@@ -94,17 +103,55 @@ func pipDownload(t *testing.T, index, dest, project string) ([]byte, error) {
 }
 
 // TestPipThroughProxy: a real client. pip gets the clean package through
-// the gate and fails on the infected one, which never reaches its folder.
+// the gate and fails on the infected one, which never reaches its folder:
+// with an index that links relatively to files on the same upstream, and
+// with one that links with absolute URLs to a second upstream (pypi.org
+// and files.pythonhosted.org), whose links the proxy rewrites.
 func TestPipThroughProxy(t *testing.T) {
 	if err := exec.Command("python3", "-m", "pip", "--version").Run(); err != nil {
 		testenv.Require(t, "python3 -m pip")
 	}
-	up := newUpstream(t)
-	pypi(t, up)
-	_, srv := startProxy(t, Config{Upstream: up.URL,
-		PassThrough: []Rule{{PathPrefix: "/simple/", ContentTypes: []string{"text/html"}, Scan: false, MaxAge: time.Minute}}})
-	index := srv.URL + "/simple/"
+	for _, absolute := range []bool{false, true} {
+		name := "relative links"
+		if absolute {
+			name = "absolute links to a second host"
+		}
+		t.Run(name, func(t *testing.T) {
+			up := newUpstream(t)
+			files, filesAt := up, "/packages/"
+			cfg := Config{Upstream: up.URL,
+				PassThrough: []Rule{{PathPrefix: "/simple/", ContentTypes: []string{"text/html"}, Scan: false, MaxAge: time.Minute}}}
+			if absolute {
+				files = newUpstream(t)
+				pypi(t, up, files)
+				cfg.RewriteLinks = true
+				cfg.Hosts = []Host{{Prefix: "/files/", Upstream: files.URL}}
+			} else {
+				pypi(t, up, nil)
+			}
+			_, srv := startProxy(t, cfg)
+			pipThroughProxy(t, srv.URL, files)
+			if absolute {
+				// pip followed the rewritten links: the files came from
+				// the second host, through the gate, and the pages it got
+				// name neither upstream.
+				if n := files.count(filesAt + "cleanpkg-1.0-py3-none-any.whl"); n != 1 {
+					t.Errorf("the file host saw %d GETs of the wheel, want 1", n)
+				}
+				for _, page := range []string{"/simple/", "/simple/cleanpkg/", "/simple/badpkg/"} {
+					a := get(t, srv.URL+page)
+					if a.status != http.StatusOK || bytes.Contains(a.body, []byte(files.URL)) || bytes.Contains(a.body, []byte(up.URL)) {
+						t.Errorf("%s: got %d %s, want 200 with no link past the gate", page, a.status, a.body)
+					}
+				}
+			}
+		})
+	}
+}
 
+func pipThroughProxy(t *testing.T, proxyURL string, files *upstream) {
+	t.Helper()
+	index := proxyURL + "/simple/"
 	t.Run("clean", func(t *testing.T) {
 		dest := t.TempDir()
 		out, err := pipDownload(t, index, dest, "cleanpkg")
@@ -115,9 +162,9 @@ func TestPipThroughProxy(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the wheel is not in the folder: %v\n%s", err, out)
 		}
-		up.mu.Lock()
-		want := up.files["/packages/cleanpkg-1.0-py3-none-any.whl"].body
-		up.mu.Unlock()
+		files.mu.Lock()
+		want := files.files["/packages/cleanpkg-1.0-py3-none-any.whl"].body
+		files.mu.Unlock()
 		if !bytes.Equal(got, want) {
 			t.Errorf("the wheel pip got differs from the upstream's")
 		}
@@ -135,11 +182,11 @@ func TestPipThroughProxy(t *testing.T) {
 			t.Errorf("files reached pip's folder: %v", des)
 		}
 	})
-	if n := up.count("/packages/badpkg-1.0.tar.gz"); n != 1 {
+	if n := files.count("/packages/badpkg-1.0.tar.gz"); n != 1 {
 		t.Errorf("upstream saw %d GETs of the infected file, want 1", n)
 	}
 	// The index pages were proxied unscanned, the package files scanned.
-	a := get(t, srv.URL+"/simple/cleanpkg/")
+	a := get(t, proxyURL+"/simple/cleanpkg/")
 	if a.status != http.StatusOK || a.header.Get("X-Lazaret-Verdict") != "unscanned" {
 		t.Errorf("index page: got %d, verdict %q", a.status, a.header.Get("X-Lazaret-Verdict"))
 	}

@@ -1,28 +1,38 @@
 // Package proxy is lazaret's store-scan-forward gate (`lazaret proxy`): a
-// pull-through HTTP proxy in front of one upstream (a package index, a file
-// server) that never hands a client a byte before the bytes were scanned.
+// pull-through HTTP proxy in front of an upstream (a package index, a file
+// server), and optionally of more upstreams that the first one's pages
+// link to, that never hands a client a byte before the bytes were scanned.
 //
-// For every GET or HEAD it maps the request path onto the upstream, fetches
-// the whole body into a cache folder (hashing while writing), runs the stored
-// bytes through the one scan pipeline and only then answers: clean content
-// with the bytes (Range, HEAD and conditional requests work), infected
-// content with 409 and a JSON body naming the signature, anything else with
-// a JSON error. Content is cached by URL and SHA-256; before cached bytes are
-// served their verdict is confirmed under the engines' current versions, so
-// a signature update takes effect on the next request.
+// For every GET or HEAD it maps the request path onto an upstream, fetches
+// the whole body into a cache folder (hashing while writing), runs the
+// stored bytes through the one scan pipeline and only then answers: clean
+// content with the bytes (Range, HEAD and conditional requests work),
+// infected content with 409 and a JSON body naming the signature, anything
+// else with a JSON error. Content is cached by URL and SHA-256 within a
+// size bound (least recently used bodies go first); before cached bytes
+// are served their verdict is confirmed under the engines' current
+// versions, so a signature update takes effect on the next request.
+//
+// Index pages (HTML, JSON) can have their absolute links to the upstreams
+// rewritten to lead through the proxy (Config.RewriteLinks), so that a
+// client following them cannot fetch past the gate.
 package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lazaret/lazaret/internal/pipeline"
@@ -59,6 +69,7 @@ const (
 	DefaultMaxAge         = time.Hour
 	DefaultWait           = 10 * time.Second
 	DefaultMaxSize        = 1 << 30
+	DefaultCacheMaxSize   = 10 << 30
 	DefaultTimeout        = 10 * time.Minute
 	DefaultHeaderTimeout  = 30 * time.Second
 	DefaultIdleTimeout    = time.Minute
@@ -84,20 +95,45 @@ type Rule struct {
 	MaxAge time.Duration
 }
 
+// Host is one more upstream, served under its own path prefix: the host
+// an index links its files to (pypi.org's pages link to
+// files.pythonhosted.org).
+type Host struct {
+	// Prefix is the local path prefix, with a leading and a trailing
+	// slash ("/files/"). Requests under it go to this host, not to the
+	// upstream.
+	Prefix string
+	// Upstream is the base URL requests under Prefix are mapped onto:
+	// /files/a/b fetches Upstream + "/a/b". Credentials in it are sent to
+	// this host only, as basic auth.
+	Upstream string
+}
+
 // Config configures a Proxy.
 type Config struct {
 	// Upstream is the base URL requests are mapped onto: a request for
 	// /simple/x/ fetches Upstream + "/simple/x/". Credentials in it
 	// (https://user:pass@host) are sent to the upstream as basic auth.
 	Upstream string
+	// Hosts are more upstreams by local path prefix.
+	Hosts []Host
+	// RewriteLinks rewrites, in HTML and JSON bodies, absolute links
+	// (http, https or scheme-relative) under the base URL of the upstream
+	// or of a host into relative links to the proxy's path for them. The
+	// rewritten bytes are stored, scanned and served.
+	RewriteLinks bool
 	// CacheDir holds the cached bodies and the index; it is created.
 	CacheDir string
+	// CacheMaxSize bounds the total size of the cached bodies: past it
+	// the least recently used are evicted (and fetched again when asked
+	// for). 0 means DefaultCacheMaxSize, negative no bound.
+	CacheMaxSize int64
 	// Scanner scans every fetched body; required.
 	Scanner Scanner
 	// Header is added to every upstream request (an API token, say). It
-	// is not sent when a redirect leaves the upstream's host. Clients'
-	// own credentials are never forwarded: what one client fetches is
-	// cached and served to all.
+	// is sent to Upstream only: not to Hosts, and not when a redirect
+	// leaves the upstream's host. Clients' own credentials are never
+	// forwarded: what one client fetches is cached and served to all.
 	Header http.Header
 	// MaxSize is the largest body fetched; 0 means DefaultMaxSize.
 	MaxSize int64
@@ -126,6 +162,11 @@ type Config struct {
 	// Transport carries the upstream requests; nil means a clone of
 	// http.DefaultTransport.
 	Transport http.RoundTripper
+	// Name labels the proxy's metrics (label proxy).
+	Name string
+	// Metrics receives the proxy's counters; nil keeps them in
+	// collectors no registry reads.
+	Metrics *Metrics
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
@@ -135,25 +176,36 @@ type Config struct {
 // Proxy is the gate: an http.Handler. It is safe for concurrent use. Close
 // stops the fetches and scans still running in the background.
 type Proxy struct {
-	cfg      Config
-	base     *url.URL // Upstream without credentials
-	log      *slog.Logger
-	now      func() time.Time
-	client   *http.Client
-	cache    *cache
-	upHost   string
-	user     *url.Userinfo   // upstream credentials, if any
-	ctx      context.Context // detached from every request; ended by Close
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	mu       sync.Mutex // guards flights
-	flights  map[string]*flight
-	closedMu sync.Mutex
-	closed   bool
+	cfg     Config
+	origins []*origin // longest prefix first; the upstream ("/") last
+	links   []linkRule
+	// rewriteID names the link rewriting in use ("" for none); entries
+	// stored under another are fetched again.
+	rewriteID string
+	log       *slog.Logger
+	now       func() time.Time
+	client    *http.Client
+	cache     *cache
+	m         *proxyMetrics
+	ctx       context.Context // detached from every request; ended by Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	mu        sync.Mutex // guards flights and their waiters
+	flights   map[string]*flight
+	closed    atomic.Bool
 	// confirmed remembers, per content hash, the verdict the scanner's
 	// cache confirmed and under which engine versions, so that serving
 	// cached content again costs a version check, not a store read.
 	confirmed sync.Map // sha256 -> confirmation
+}
+
+// origin is an upstream and the local path prefix it is served under.
+type origin struct {
+	prefix  string   // "/" for the upstream
+	base    *url.URL // without credentials; path without a trailing slash
+	baseStr string
+	user    *url.Userinfo
+	header  http.Header // sent to it (the upstream's Config.Header)
 }
 
 // confirmation is a verdict confirmed under a set of engine versions.
@@ -162,21 +214,78 @@ type confirmation struct {
 	job *scan.Job
 }
 
+// parseBase checks an upstream base URL and splits off its credentials.
+func parseBase(raw string) (*url.URL, *url.Userinfo, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return nil, nil, errors.New("required")
+	case err != nil:
+		return nil, nil, err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, nil, fmt.Errorf("scheme %q is not http or https", u.Scheme)
+	case u.Host == "":
+		return nil, nil, errors.New("no host")
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, nil, errors.New("must not have a query or fragment")
+	}
+	base := *u
+	base.User = nil
+	base.Path = strings.TrimSuffix(u.Path, "/")
+	base.RawPath = ""
+	return &base, u.User, nil
+}
+
+// validPrefix reports whether p is a usable local path prefix for a host:
+// "/name/" or "/a/b/", of unreserved URL characters.
+func validPrefix(p string) bool {
+	if len(p) < 3 || p[0] != '/' || p[len(p)-1] != '/' {
+		return false
+	}
+	for _, seg := range strings.Split(p[1:len(p)-1], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; !isUnreserved(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
 // New validates cfg, opens the cache and returns the proxy.
 func New(cfg Config) (*Proxy, error) {
-	u, err := url.Parse(cfg.Upstream)
-	switch {
-	case cfg.Upstream == "":
-		return nil, errors.New("proxy: upstream: required")
-	case err != nil:
+	base, user, err := parseBase(cfg.Upstream)
+	if err != nil {
 		return nil, fmt.Errorf("proxy: upstream: %w", err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("proxy: upstream: scheme %q is not http or https", u.Scheme)
-	case u.Host == "":
-		return nil, errors.New("proxy: upstream: no host")
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, errors.New("proxy: upstream: must not have a query or fragment")
 	}
+	origins := []*origin{{prefix: "/", base: base, baseStr: base.String(), user: user, header: cfg.Header}}
+	for i, h := range cfg.Hosts {
+		if !validPrefix(h.Prefix) {
+			return nil, fmt.Errorf("proxy: hosts[%d]: prefix %q: want /name/ of letters, digits and -._~", i, h.Prefix)
+		}
+		b, u, err := parseBase(h.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: hosts[%d]: upstream: %w", i, err)
+		}
+		for _, o := range origins {
+			switch {
+			case o.prefix != "/" && (strings.HasPrefix(o.prefix, h.Prefix) || strings.HasPrefix(h.Prefix, o.prefix)):
+				return nil, fmt.Errorf("proxy: hosts[%d]: prefix %q overlaps %q", i, h.Prefix, o.prefix)
+			case o.baseStr == b.String():
+				return nil, fmt.Errorf("proxy: hosts[%d]: upstream %s is served already", i, b)
+			}
+		}
+		origins = append(origins, &origin{prefix: h.Prefix, base: b, baseStr: b.String(), user: u})
+	}
+	// Longest prefix first; "/" matches everything and comes last.
+	slices.SortStableFunc(origins, func(a, b *origin) int { return len(b.prefix) - len(a.prefix) })
 	if cfg.CacheDir == "" {
 		return nil, errors.New("proxy: cache dir: required")
 	}
@@ -201,6 +310,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	setDefault(&cfg.MaxSize, DefaultMaxSize)
+	setDefault(&cfg.CacheMaxSize, DefaultCacheMaxSize)
 	setDefault(&cfg.MaxAge, DefaultMaxAge)
 	setDefault(&cfg.Wait, DefaultWait)
 	setDefault(&cfg.Timeout, DefaultTimeout)
@@ -214,18 +324,27 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics, _ = NewMetrics(nil)
+	}
 
-	c, err := openCache(cfg.CacheDir, cfg.Logger)
+	p := &Proxy{cfg: cfg, origins: origins, log: cfg.Logger, now: cfg.Now, flights: map[string]*flight{},
+		m: cfg.Metrics.forProxy(cfg.Name, cfg.CacheMaxSize)}
+	if cfg.RewriteLinks {
+		id := sha256.New()
+		for _, o := range origins {
+			r := linkRule{host: strings.ToLower(o.base.Host), path: o.base.Path + "/", prefix: o.prefix}
+			p.links = append(p.links, r)
+			fmt.Fprintf(id, "%s %s %s\n", r.host, r.path, r.prefix)
+		}
+		p.rewriteID = hex.EncodeToString(id.Sum(nil)[:8])
+	}
+	p.client = p.newClient()
+	c, err := openCache(cfg.CacheDir, cacheOptions{max: cfg.CacheMaxSize, derive: p.derive, log: cfg.Logger, m: p.m})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	base := *u
-	base.User = nil
-	base.Path = strings.TrimSuffix(u.Path, "/")
-	base.RawPath = ""
-	p := &Proxy{cfg: cfg, base: &base, log: cfg.Logger, now: cfg.Now, cache: c, upHost: u.Host,
-		flights: map[string]*flight{}}
-	p.client = p.newClient(u.User)
+	p.cache = c
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p, nil
 }
@@ -237,27 +356,28 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
-// Close ends the background fetches and scans and waits for them. Requests
-// arriving after Close are answered 503.
+// Close ends the background fetches and scans, waits for them and closes
+// the cache's kept-open files. Requests arriving after Close are answered
+// 503.
 func (p *Proxy) Close() error {
-	p.closedMu.Lock()
-	p.closed = true
-	p.closedMu.Unlock()
+	p.closed.Store(true)
 	p.cancel()
 	p.wg.Wait()
+	p.cache.close()
 	return nil
 }
 
-// target is one request mapped onto the upstream.
+// target is one request mapped onto an upstream.
 type target struct {
-	path string // the cleaned request path, for rules and names
-	url  string // upstream URL without credentials: the cache key
+	path   string // the cleaned local request path, for rules and names
+	url    string // upstream URL without credentials: the cache key
+	origin *origin
 }
 
 // errBadPath is answered 400.
 var errBadPath = errors.New("path has a .. segment")
 
-// target maps r onto the upstream. The path is cleaned so that it cannot
+// target maps r onto an upstream. The path is cleaned so that it cannot
 // reach outside the upstream's base path; a trailing slash is kept, since
 // index pages (PEP 503) are addressed with one.
 func (p *Proxy) target(r *http.Request) (target, error) {
@@ -265,57 +385,117 @@ func (p *Proxy) target(r *http.Request) (target, error) {
 	if rp == "" || rp[0] != '/' {
 		rp = "/" + rp
 	}
-	for _, seg := range strings.Split(rp, "/") {
-		if seg == ".." {
-			return target{}, errBadPath
+	clean := rp
+	if !isClean(rp) {
+		for _, seg := range strings.Split(rp, "/") {
+			if seg == ".." {
+				return target{}, errBadPath
+			}
+		}
+		clean = path.Clean(rp)
+		if strings.HasSuffix(rp, "/") && clean != "/" {
+			clean += "/"
 		}
 	}
-	clean := path.Clean(rp)
-	if strings.HasSuffix(rp, "/") && clean != "/" {
-		clean += "/"
+	o := p.origins[len(p.origins)-1]
+	for _, c := range p.origins {
+		if strings.HasPrefix(clean, c.prefix) {
+			o = c
+			break
+		}
 	}
-	u := *p.base
-	u.Path = p.base.Path + clean
-	u.RawQuery = r.URL.RawQuery
-	return target{path: clean, url: u.String()}, nil
+	rest := clean[len(o.prefix)-1:]
+	var u string
+	if plainPath(rest) {
+		// What url.URL.String would make of it, without its work.
+		u = o.baseStr + rest
+		if q := r.URL.RawQuery; q != "" {
+			u += "?" + q
+		}
+	} else {
+		uu := *o.base
+		uu.Path = o.base.Path + rest
+		uu.RawQuery = r.URL.RawQuery
+		u = uu.String()
+	}
+	return target{path: clean, url: u, origin: o}, nil
+}
+
+// isClean reports whether path.Clean would leave p as it is, but for a
+// trailing slash: no empty, "." or ".." segments.
+func isClean(p string) bool {
+	start := 1 // p[0] is '/'
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		seg := p[start:i]
+		if (seg == "" && i < len(p)) || seg == "." || seg == ".." {
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
+
+// plainPath reports whether p needs no escaping in a URL path.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if isUnreserved(c) {
+			continue
+		}
+		switch c {
+		case '/', '$', '&', '+', ',', ':', ';', '=', '@':
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // ServeHTTP answers GET and HEAD; see the package documentation.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeJSON(w, http.StatusMethodNotAllowed, errBody("only GET and HEAD are proxied", "method_not_allowed"))
+		p.writeJSON(w, http.StatusMethodNotAllowed, errBody("only GET and HEAD are proxied", "method_not_allowed"))
 		return
 	}
 	t, err := p.target(r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errBody("bad path: "+err.Error(), "bad_path"))
+		p.writeJSON(w, http.StatusBadRequest, errBody("bad path: "+err.Error(), "bad_path"))
 		return
 	}
-	p.closedMu.Lock()
-	closed := p.closed
-	p.closedMu.Unlock()
-	if closed {
+	if p.closed.Load() {
 		w.Header().Set("Retry-After", "5")
-		writeJSON(w, http.StatusServiceUnavailable, errBody("the proxy is shutting down", "unavailable"))
+		p.writeJSON(w, http.StatusServiceUnavailable, errBody("the proxy is shutting down", "unavailable"))
 		return
 	}
 	if out, ok := p.fast(r.Context(), t); ok {
+		p.m.hit.Inc()
 		p.answer(w, r, out)
+		p.free(out)
 		return
 	}
 	f := p.join(t)
+	defer p.leave(f)
 	timer := time.NewTimer(p.cfg.Wait)
 	defer timer.Stop()
 	select {
 	case <-f.done:
+		if f.out.hit {
+			p.m.hit.Inc()
+		} else {
+			p.m.miss.Inc()
+		}
 		p.answer(w, r, f.out)
 	case <-timer.C:
 		// The work goes on; a client that retries gets the result from
 		// the cache. Clients that honour Retry-After (pip, curl --retry)
 		// retry by themselves.
+		p.m.miss.Inc()
 		w.Header().Set("Retry-After", "5")
-		writeJSON(w, http.StatusServiceUnavailable, errBody("the file is being fetched and scanned; retry shortly", "scanning"))
+		p.writeJSON(w, http.StatusServiceUnavailable, errBody("the file is being fetched and scanned; retry shortly", "scanning"))
 	case <-r.Context().Done():
 		// The client left. The flight is not tied to its context, so the
 		// fetch and scan finish and their result is cached.
@@ -323,20 +503,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // flight is one fetch-and-scan of one URL that every concurrent request
-// for it waits on.
+// for it waits on. Its outcome's body stays in use until the flight is
+// done and its last waiter has left.
 type flight struct {
-	done chan struct{}
-	out  outcome
+	done     chan struct{}
+	out      outcome
+	waiters  int  // guarded by Proxy.mu
+	finished bool // guarded by Proxy.mu
 }
 
-// join returns the flight for t, starting one when none is running.
+// join returns the flight for t, starting one when none is running, and
+// counts the caller as its waiter; the caller must leave it.
 func (p *Proxy) join(t target) *flight {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if f := p.flights[t.url]; f != nil {
+		f.waiters++
 		return f
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), waiters: 1}
 	p.flights[t.url] = f
 	p.wg.Add(1)
 	go func() {
@@ -349,36 +534,127 @@ func (p *Proxy) join(t target) *flight {
 			}
 			p.mu.Lock()
 			delete(p.flights, t.url)
+			f.finished = true
+			unused := f.waiters == 0
 			p.mu.Unlock()
 			close(f.done)
+			if unused {
+				p.free(f.out)
+			}
 		}()
 		f.out = p.resolve(p.ctx, t)
 	}()
 	return f
 }
 
-// maxAge is how long content at path with media type ct stays fresh.
-func (p *Proxy) maxAge(urlPath, ct string) time.Duration {
-	if r := p.rule(urlPath, ct); r != nil && r.MaxAge > 0 {
-		return r.MaxAge
+// leave ends the caller's wait on f.
+func (p *Proxy) leave(f *flight) {
+	p.mu.Lock()
+	f.waiters--
+	last := f.waiters == 0 && f.finished
+	p.mu.Unlock()
+	if last {
+		p.free(f.out)
 	}
-	return p.cfg.MaxAge
 }
 
-// mustScan reports whether content at path with media type ct is scanned
-// before it is served.
-func (p *Proxy) mustScan(urlPath, ct string) bool {
-	if r := p.rule(urlPath, ct); r != nil {
-		return r.Scan
+// free releases the body out holds.
+func (p *Proxy) free(out outcome) {
+	if out.blob != nil {
+		p.cache.release(out.blob)
 	}
+}
+
+// derived is what serving an entry needs, worked out once when the entry
+// is stored rather than on every request.
+type derived struct {
+	// scan says the content is scanned before it is served (no
+	// pass-through rule says otherwise).
+	scan bool
+	// maxAge is how long the content stays fresh.
+	maxAge time.Duration
+	// rewrite is the link rewriting bytes of this type must have gone
+	// through (Proxy.rewriteID for HTML and JSON, else "").
+	rewrite string
+	mod     time.Time
+	// header is set on every answer with the bytes.
+	header []headerField
+	// length and lastModified are the Content-Length and Last-Modified
+	// values of a whole-body answer (lastModified nil when unknown).
+	length, lastModified []string
+}
+
+// headerField is a canonical header name and its values, shared by every
+// answer: never modified.
+type headerField struct {
+	key   string
+	value []string
+}
+
+// derive fills e's derived fields. Entries stored before the local path
+// was kept get it from their URL; false means e belongs to no upstream.
+func (p *Proxy) derive(e *entry) bool {
+	if e.Path == "" {
+		up := p.origins[len(p.origins)-1].baseStr
+		rest, ok := strings.CutPrefix(e.URL, up)
+		if !ok || !strings.HasPrefix(rest, "/") {
+			return false
+		}
+		rest, _, _ = strings.Cut(rest, "?")
+		if uu, err := url.PathUnescape(rest); err == nil {
+			rest = uu
+		}
+		e.Path = rest
+	}
+	ct := e.contentType()
+	mt := mediaType(ct)
+	d := derived{scan: true, maxAge: p.cfg.MaxAge}
+	if r := p.rule(e.Path, mt); r != nil {
+		d.scan = r.Scan
+		if r.MaxAge > 0 {
+			d.maxAge = r.MaxAge
+		}
+	}
+	if rewritable(mt) {
+		d.rewrite = p.rewriteID
+	}
+	one := func(v string) []string { return []string{v} }
+	if ct == "" {
+		// Never let a client sniff: the type is the upstream's word.
+		ct = "application/octet-stream"
+	}
+	d.header = append(d.header, headerField{"Content-Type", one(ct)})
+	etag := e.Header["Etag"]
+	if etag == "" || e.Rewrite != "" {
+		// The content hash makes a strong validator of its own; the
+		// upstream's names other bytes than rewritten ones.
+		etag = `"sha256:` + e.SHA256 + `"`
+	}
+	d.header = append(d.header, headerField{"Etag", one(etag)})
+	for _, k := range []string{"Content-Disposition", "Cache-Control"} {
+		if v := e.Header[k]; v != "" {
+			d.header = append(d.header, headerField{k, one(v)})
+		}
+	}
+	if d.scan {
+		d.header = append(d.header, headerField{"X-Lazaret-Verdict", one(string(e.Verdict))},
+			headerField{"X-Lazaret-Job", one(e.Job)})
+	} else {
+		d.header = append(d.header, headerField{"X-Lazaret-Verdict", one("unscanned")})
+	}
+	d.header = append(d.header, headerField{"X-Lazaret-Sha256", one(e.SHA256)})
+	if v := e.Header["Last-Modified"]; v != "" {
+		if t, err := http.ParseTime(v); err == nil && !t.IsZero() && !t.Equal(time.Unix(0, 0)) {
+			d.mod = t
+			d.lastModified = one(t.UTC().Format(http.TimeFormat))
+		}
+	}
+	d.length = one(strconv.FormatInt(e.Size, 10))
+	e.d = d
 	return true
 }
 
-func (p *Proxy) rule(urlPath, ct string) *Rule {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		mt = ""
-	}
+func (p *Proxy) rule(urlPath, mt string) *Rule {
 	for i := range p.cfg.PassThrough {
 		r := &p.cfg.PassThrough[i]
 		if r.PathPrefix != "" && !strings.HasPrefix(urlPath, r.PathPrefix) {

@@ -218,7 +218,7 @@ func sha(b []byte) string {
 func cachedFiles(t *testing.T, p *Proxy) []string {
 	t.Helper()
 	var out []string
-	filepath.WalkDir(p.cache.blobs, func(path string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(p.cache.blobDir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			out = append(out, path)
 		}

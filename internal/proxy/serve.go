@@ -1,18 +1,23 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
-	"time"
+	"sync"
 
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
 // outcome is the answer to a request: bytes to serve, or a JSON error.
 type outcome struct {
-	serve      *entry // serve its bytes
-	unscanned  bool   // served by a pass-through rule without a scan
+	serve *entry // serve its bytes
+	// blob is serve's body, held in use until the answer is written.
+	blob *blob
+	// hit says the answer came from the cache, without the upstream.
+	hit        bool
 	status     int
 	body       map[string]any
 	retryAfter string
@@ -34,10 +39,12 @@ func failure(status int, code, msg string) outcome {
 // fast answers from the cache without a flight when it can: fresh bytes
 // that need no scan or whose verdict the scanner's cache confirms as
 // clean under the current engine versions, or a remembered infection. This
-// is the path of nearly every request for cached content.
+// is the path of nearly every request for cached content: a map lookup, a
+// version check and the body's kept-open file, no disk access before the
+// bytes are read.
 func (p *Proxy) fast(ctx context.Context, t target) (outcome, bool) {
 	e, ok := p.cache.get(t.url)
-	if !ok || !p.fresh(&e) {
+	if !ok || !p.fresh(e) {
 		return outcome{}, false
 	}
 	if !e.Blob {
@@ -46,15 +53,29 @@ func (p *Proxy) fast(ctx context.Context, t target) (outcome, bool) {
 		}
 		return outcome{}, false
 	}
-	if !p.mustScan(t.path, e.contentType()) {
-		return outcome{serve: &e, unscanned: true}, true
+	if e.d.scan {
+		job, ok := p.lookup(ctx, e.SHA256)
+		if !ok {
+			return outcome{}, false
+		}
+		out := p.settle(ctx, e, job)
+		if out.serve == nil {
+			return out, true
+		}
+		e = out.serve
 	}
-	job, ok := p.lookup(ctx, e.SHA256)
-	if !ok {
-		return outcome{}, false
+	b, err := p.cache.acquire(e.SHA256)
+	if err != nil {
+		return outcome{}, false // evicted or gone: fetch it again
 	}
-	return p.settle(ctx, e, job), true
+	return outcome{serve: e, blob: b}, true
 }
+
+// acceptRanges is shared by every answer: never modified.
+var acceptRanges = []string{"bytes"}
+
+// smallBufs holds buffers for reading small bodies whole.
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBlob); return &b }}
 
 // answer writes out to w.
 func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, out outcome) {
@@ -62,55 +83,111 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, out outcome) {
 		if out.retryAfter != "" {
 			w.Header().Set("Retry-After", out.retryAfter)
 		}
-		writeJSON(w, out.status, out.body)
+		p.writeJSON(w, out.status, out.body)
 		return
 	}
-	e := out.serve
-	f, err := p.cache.open(e.SHA256)
+	e, b := out.serve, out.blob
+	if b.f != nil && whole(r) {
+		// A small body asked for whole: one read at an offset, one
+		// write, none of ServeContent's seeks and header parsing.
+		var bp *[]byte
+		var body []byte
+		if r.Method != http.MethodHead {
+			bp = smallBufs.Get().(*[]byte)
+			defer smallBufs.Put(bp)
+			n, err := b.f.ReadAt((*bp)[:b.size], 0)
+			if int64(n) != b.size {
+				p.log.Warn("proxy cached body unreadable", "sha256", e.SHA256, "error", errString(err))
+				w.Header().Set("Retry-After", "1")
+				p.writeJSON(w, http.StatusServiceUnavailable, errBody("the cached file could not be read; retry", "cache_busy"))
+				return
+			}
+			body = (*bp)[:n]
+		}
+		h := w.Header()
+		for _, f := range e.d.header {
+			h[f.key] = f.value
+		}
+		h["Content-Length"] = e.d.length
+		if e.d.lastModified != nil {
+			h["Last-Modified"] = e.d.lastModified
+		}
+		h["Accept-Ranges"] = acceptRanges
+		w.WriteHeader(http.StatusOK)
+		p.m.answered(http.StatusOK)
+		w.Write(body)
+		return
+	}
+	f, err := p.cache.reader(b)
 	if err != nil {
-		// Replaced or dropped between the decision and now.
+		p.log.Warn("proxy cached body unreadable", "sha256", e.SHA256, "error", err.Error())
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, errBody("the cached file changed; retry", "cache_busy"))
+		p.writeJSON(w, http.StatusServiceUnavailable, errBody("the cached file could not be read; retry", "cache_busy"))
 		return
 	}
 	defer f.Close()
 	h := w.Header()
-	ct := e.Header["Content-Type"]
-	if ct == "" {
-		// Never let ServeContent sniff: the type is the upstream's word.
-		ct = "application/octet-stream"
-	}
-	h.Set("Content-Type", ct)
-	etag := e.Header["Etag"]
-	if etag == "" {
-		// The content hash makes a strong validator of its own.
-		etag = `"sha256:` + e.SHA256 + `"`
-	}
-	h.Set("Etag", etag)
-	for _, k := range []string{"Content-Disposition", "Cache-Control"} {
-		if v := e.Header[k]; v != "" {
-			h.Set(k, v)
-		}
-	}
-	if out.unscanned {
-		h.Set("X-Lazaret-Verdict", "unscanned")
-	} else {
-		h.Set("X-Lazaret-Verdict", string(e.Verdict))
-		h.Set("X-Lazaret-Job", e.Job)
-	}
-	h.Set("X-Lazaret-Sha256", e.SHA256)
-	var mod time.Time
-	if v := e.Header["Last-Modified"]; v != "" {
-		if t, err := http.ParseTime(v); err == nil {
-			mod = t
-		}
+	for _, f := range e.d.header {
+		h[f.key] = f.value
 	}
 	// ServeContent does Range, HEAD, If-None-Match (against the ETag set
-	// above), If-Modified-Since and Content-Length.
-	http.ServeContent(w, r, "", mod, f)
+	// above), If-Modified-Since and Content-Length, and sends an
+	// *os.File with sendfile.
+	sw := &statusWriter{ResponseWriter: w}
+	http.ServeContent(sw, r, "", e.d.mod, f)
+	p.m.answered(cmp.Or(sw.code, http.StatusOK))
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// whole reports whether r asks for the whole body unconditionally.
+func whole(r *http.Request) bool {
+	h := r.Header
+	return h["Range"] == nil && h["If-None-Match"] == nil && h["If-Modified-Since"] == nil &&
+		h["If-Match"] == nil && h["If-Unmodified-Since"] == nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "short read"
+	}
+	return err.Error()
+}
+
+// statusWriter notes the status written through it. It passes ReadFrom
+// on, so that net/http can still send files with sendfile.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{s.ResponseWriter}, r)
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (p *Proxy) writeJSON(w http.ResponseWriter, status int, v any) {
+	p.m.answered(status)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -7,8 +7,9 @@
 //
 // Content must be fetched again: jobs from buckets are re-read from S3
 // (the version the event named); uploads are read from the kept copies
-// when keep_uploads is on, else counted as having no content; the proxy
-// re-checks its cached files by itself whenever it serves them.
+// when keep_uploads is on, else (or once their copy was pruned) counted
+// as having no content; the proxy re-checks its cached files by itself
+// whenever it serves them.
 package rescan
 
 import (

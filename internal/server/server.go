@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"sync"
 	"time"
@@ -54,6 +55,7 @@ type App struct {
 	queue   queue.Queue
 	httpSrv *http.Server
 	ln      net.Listener
+	debug   *http.Server
 
 	stopWorkers context.CancelFunc
 	stopIntakes []context.CancelFunc
@@ -89,7 +91,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 		tokens = append(tokens, api.Token{Name: t.Name, Role: role, Value: v})
 	}
-	if opts.HTTP && len(tokens) == 0 && !opts.InsecureNoAuth && !IsLoopback(cfg.Listen) {
+	if opts.HTTP && len(tokens) == 0 && !opts.InsecureNoAuth && !config.IsLoopback(cfg.Listen) {
 		return nil, fmt.Errorf("listen %s: no API tokens are configured, so lazaret listens only on loopback; configure auth.tokens or pass --insecure-no-auth", cfg.Listen)
 	}
 
@@ -143,6 +145,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		if uploads, err = blob.NewDir(filepath.Join(cfg.DataDir, "uploads")); err != nil {
 			return nil, err
 		}
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopIntakes = append(a.stopIntakes, cancel)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			build.PruneUploads(pctx, uploads, cfg, log.With("part", "uploads"))
+		}()
 	}
 	m := metrics.New(a.queue, a.engines)
 	if notifier != nil {
@@ -162,6 +171,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		return nil, err
 	}
 
+	var w *worker.Worker
 	if opts.Workers {
 		wc := worker.Config{Queue: a.queue, Jobs: a.store, Blobs: blobs, Pipeline: p,
 			Concurrency: cfg.Workers, Logger: log.With("part", "worker")}
@@ -174,8 +184,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		if uploads != nil {
 			wc.Keep = uploads
 		}
-		w, err := worker.New(wc)
-		if err != nil {
+		if w, err = worker.New(wc); err != nil {
 			return nil, err
 		}
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -191,13 +200,26 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 
 	if intake != nil && cfg.Events.AMQP != nil {
 		ec := cfg.Events.AMQP
+		// RabbitMQ's delivery is durable and acknowledged last, so this
+		// process's workers scan events in place rather than queue them
+		// a second time (see bucket.Config.Runner); retries still go
+		// through the job queue.
+		events, concurrency := intake, 1
+		if w != nil {
+			bc := intake.Config()
+			bc.Runner, bc.MaxAttempts = w, cfg.Queue.MaxDeliveries
+			if events, err = bucket.New(bc); err != nil {
+				return nil, err
+			}
+			concurrency = cfg.Workers
+		}
 		ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a.stopIntakes = append(a.stopIntakes, cancel)
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
 			err := amqpin.Run(ectx, amqpin.Config{URL: ec.URL.Reveal(), Queue: ec.Queue, Exchange: ec.Exchange,
-				RoutingKey: ec.RoutingKey, Prefetch: ec.Prefetch}, intake, log.With("part", "events"))
+				RoutingKey: ec.RoutingKey, Prefetch: ec.Prefetch, Concurrency: concurrency}, events, log.With("part", "events"))
 			if err != nil {
 				a.errc <- fmt.Errorf("amqp events: %w", err)
 			}
@@ -262,13 +284,17 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		if uploads != nil {
 			ac.Keep = uploads
 		}
+		var proxyMetrics *proxy.Metrics
 		for _, pc := range cfg.Proxies {
-			rules := make([]proxy.Rule, len(pc.PassThrough))
-			for i, prefix := range pc.PassThrough {
-				rules[i] = proxy.Rule{PathPrefix: prefix, Scan: false}
+			if proxyMetrics == nil {
+				if proxyMetrics, err = proxy.NewMetrics(m.Registerer()); err != nil {
+					return nil, err
+				}
 			}
-			px, err := proxy.New(proxy.Config{Upstream: pc.Upstream.Reveal(), CacheDir: filepath.Join(cfg.DataDir, "proxy", pc.Name),
-				Scanner: p, MaxSize: int64(cfg.Limits.MaxSize), PassThrough: rules, Logger: log.With("part", "proxy", "proxy", pc.Name)})
+			pcfg := proxy.FromConfig(pc)
+			pcfg.CacheDir, pcfg.Scanner, pcfg.MaxSize = filepath.Join(cfg.DataDir, "proxy", pc.Name), p, int64(cfg.Limits.MaxSize)
+			pcfg.Metrics, pcfg.Logger = proxyMetrics, log.With("part", "proxy", "proxy", pc.Name)
+			px, err := proxy.New(pcfg)
 			if err != nil {
 				return nil, fmt.Errorf("proxies: %s: %w", pc.Name, err)
 			}
@@ -308,7 +334,31 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		log.LogAttrs(ctx, slog.LevelInfo, "serving", slog.String("addr", a.ln.Addr().String()),
 			slog.Bool("tls", cfg.TLS.CertFile != ""), slog.Int("tokens", len(tokens)))
 	}
+	if cfg.DebugListen != "" {
+		if err := a.serveDebug(cfg.DebugListen); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
+}
+
+// serveDebug serves Go's profiles on a loopback address (config checks
+// that it is one).
+func (a *App) serveDebug(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	a.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go a.debug.Serve(ln)
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "serving profiles", slog.String("addr", ln.Addr().String()))
+	return nil
 }
 
 // Addr is the API's address ("" without HTTP).
@@ -356,6 +406,9 @@ func (a *App) close() error {
 			a.httpSrv.Close()
 		} else if a.ln != nil {
 			a.ln.Close()
+		}
+		if a.debug != nil {
+			a.debug.Close()
 		}
 		for _, stop := range a.stopIntakes {
 			stop()
@@ -416,17 +469,4 @@ func runScheduled(ctx context.Context, sched cron.Schedule, rc rescan.Config, lo
 		log.LogAttrs(ctx, slog.LevelInfo, "scheduled rescan done", slog.Int("checked", sum.Checked),
 			slog.Int("rescanned", sum.Rescanned), slog.Int("changed", sum.Changed), slog.Int("errors", sum.Errors))
 	}
-}
-
-// IsLoopback reports whether a listen address binds only loopback.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -29,6 +29,7 @@ type Consumer interface {
 
 // Jobs is the store side a worker needs.
 type Jobs interface {
+	CreateJob(ctx context.Context, job *scan.Job) error
 	GetJob(ctx context.Context, id string) (*scan.Job, error)
 	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
 }
@@ -133,6 +134,19 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) error {
 	if err != nil {
 		return fmt.Errorf("worker: get job: %w", err)
 	}
+	return w.Process(ctx, job, m.Final)
+}
+
+// Process runs one job to its end: scan, effects, store, notify. The job
+// is a stored one (queued, running after a lost worker, or done when only
+// the tail is left), or a new one not stored yet (status scan.StatusNew)
+// that a broker delivery stands for. Final says this is the last attempt:
+// an error verdict is then stored as the result instead of retried. A nil
+// error means the caller may acknowledge its message; any other error
+// means it must be delivered again (pipeline.ErrRequeued: the job went
+// back to queued with its error noted).
+func (w *Worker) Process(ctx context.Context, job *scan.Job, final bool) error {
+	m := queue.Message{JobID: job.ID, Final: final}
 	if job.Status == scan.Done {
 		// Another delivery finished it, or this one did and then failed
 		// to notify or to acknowledge: finish the tail again (both are
@@ -205,11 +219,20 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) error {
 func (w *Worker) finish(ctx context.Context, job *scan.Job, v scan.Verdict, reason scan.Reason, msg string) error {
 	from := job.Status
 	fin := time.Now().UTC()
-	if from == scan.Queued {
+	if from == scan.Queued || from == scan.StatusNew {
 		job.Attempts++ // this delivery is an attempt, even one that ends before a scan
 	}
+	if job.CreatedAt.IsZero() {
+		job.CreatedAt = fin
+	}
 	job.Status, job.Verdict, job.Reason, job.Error, job.FinishedAt = scan.Done, v, reason, msg, &fin
-	if err := w.cfg.Jobs.UpdateJob(ctx, job, from); err != nil && !errors.Is(err, store.ErrConflict) {
+	var err error
+	if from == scan.StatusNew {
+		err = w.cfg.Jobs.CreateJob(ctx, job)
+	} else {
+		err = w.cfg.Jobs.UpdateJob(ctx, job, from)
+	}
+	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("worker: record failure: %w", err)
 	}
 	return nil

@@ -2,7 +2,8 @@
 // MinIO's AMQP target, bucket-av-scanner's topology: a topic exchange, a
 // durable queue bound to it — and hands each message to the bucket
 // intake. A message is acknowledged only after the intake has queued its
-// jobs; one that can never be handled (malformed JSON) is rejected to the
+// jobs (or, scanning in place, stored and acted on their verdicts); one
+// that can never be handled (malformed JSON) is rejected to the
 // dead-letter queue, and the consumer goes on. Connections that drop are
 // re-established with backoff.
 package amqpin
@@ -13,16 +14,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/lazaret/lazaret/internal/bucket"
+	"github.com/lazaret/lazaret/internal/queue"
 )
 
-// Handler takes one notification body.
+// Handler takes one notification body, and whether RabbitMQ delivered it
+// before.
 type Handler interface {
-	Handle(ctx context.Context, body []byte) (bucket.Outcome, error)
+	HandleDelivery(ctx context.Context, body []byte, redelivered bool) (bucket.Outcome, error)
 }
 
 // Config says where the events are.
@@ -31,8 +35,13 @@ type Config struct {
 	Queue      string
 	Exchange   string // a topic exchange; "" consumes the queue as it is
 	RoutingKey string
-	// Prefetch bounds unacknowledged messages; 0 means 16.
+	// Prefetch bounds unacknowledged messages; 0 means 16, and it is
+	// raised to at least twice Concurrency.
 	Prefetch int
+	// Concurrency is how many messages are handled at once; 0 means 1.
+	// A handler that scans in place (bucket.Config.Runner) needs as many
+	// as there are scans to run side by side.
+	Concurrency int
 }
 
 // DeadLetterSuffix names the dead-letter queue: Queue + suffix.
@@ -50,6 +59,8 @@ func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 16
 	}
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	cfg.Prefetch = max(cfg.Prefetch, 2*cfg.Concurrency)
 	backoff := 100 * time.Millisecond
 	for {
 		err := consume(ctx, cfg, h, log)
@@ -86,7 +97,32 @@ func consume(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error
 		return fmt.Errorf("amqpin: consume %s: %w", cfg.Queue, err)
 	}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	log.LogAttrs(ctx, slog.LevelInfo, "consuming S3 events", slog.String("queue", cfg.Queue))
+	log.LogAttrs(ctx, slog.LevelInfo, "consuming S3 events", slog.String("queue", cfg.Queue),
+		slog.Int("concurrency", cfg.Concurrency))
+	// Handlers finish what they hold before the connection closes (the
+	// deferred Close), so that their acknowledgements reach RabbitMQ.
+	// When ctx ends, running handlers get queue.DefaultSoftStop to
+	// finish their scans before their context is cancelled too.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(queue.DefaultSoftStop, hcancel)
+		context.AfterFunc(hctx, func() { t.Stop() })
+	})
+	defer stop()
+	defer hcancel()
+	work := make(chan amqp.Delivery)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(work)
+	for range cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range work {
+				handle(hctx, d, h, log)
+			}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -100,21 +136,26 @@ func consume(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error
 			if !ok {
 				return errors.New("amqpin: delivery channel closed")
 			}
-			handle(ctx, d, h, log)
+			select {
+			case work <- d:
+			case <-ctx.Done():
+				// Not taken: unacknowledged, RabbitMQ delivers it again.
+				return nil
+			}
 		}
 	}
 }
 
 // handle acknowledges a message only once its jobs are queued.
 func handle(ctx context.Context, d amqp.Delivery, h Handler, log *slog.Logger) {
-	out, err := h.Handle(ctx, d.Body)
+	out, err := h.HandleDelivery(ctx, d.Body, d.Redelivered)
 	switch {
 	case err == nil:
 		if err := d.Ack(false); err != nil {
 			log.LogAttrs(ctx, slog.LevelWarn, "ack failed; the event may come again", slog.String("error", err.Error()))
 		}
 		log.LogAttrs(ctx, slog.LevelDebug, "events handled", slog.Int("queued", out.Queued),
-			slog.Int("duplicates", out.Duplicates), slog.Int("ignored", out.Ignored))
+			slog.Int("scanned", out.Scanned), slog.Int("duplicates", out.Duplicates), slog.Int("ignored", out.Ignored))
 	case errors.Is(err, bucket.ErrMalformed):
 		// Never handleable: to the dead-letter queue, not back.
 		log.LogAttrs(ctx, slog.LevelWarn, "malformed event dead-lettered", slog.String("error", err.Error()))

@@ -23,7 +23,7 @@ type recorder struct {
 	flakyed bool
 }
 
-func (r *recorder) Handle(_ context.Context, body []byte) (bucket.Outcome, error) {
+func (r *recorder) HandleDelivery(_ context.Context, body []byte, _ bool) (bucket.Outcome, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch string(body) {

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"testing"
 	"time"
 
@@ -9,9 +11,9 @@ import (
 	"github.com/lazaret/lazaret/internal/store"
 )
 
-// Bench runs the store benchmarks: a job's life as a synchronous scan
-// stores it (CreateJob running, UpdateJob to done) and a verdict cache
-// hit, each serially and in parallel. open must return a new, empty store
+// Bench runs the store benchmarks: a job's life as a queued job stores it
+// (CreateJob running, UpdateJob to done), a new job saved with its verdict
+// as a synchronous scan stores it, and a verdict cache hit. open must return a new, empty store
 // and close it at cleanup.
 func Bench(b *testing.B, open func(tb testing.TB) store.Store) {
 	b.Run("CreateUpdateDone", func(b *testing.B) {
@@ -27,6 +29,18 @@ func Bench(b *testing.B, open func(tb testing.TB) store.Store) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				createUpdateDone(b, s)
+			}
+		})
+	})
+	// What a synchronous scan writes: a new clean job and its cached
+	// verdict, in one SaveJob, for fresh content each time.
+	b.Run("SaveJobNewParallel", func(b *testing.B) {
+		s := open(b)
+		b.ReportAllocs()
+		b.SetParallelism(2) // 2 x GOMAXPROCS writers, as /v1/scan at c=4
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				saveNew(b, s)
 			}
 		})
 	})
@@ -88,4 +102,20 @@ func verdictFixture(b *testing.B, open func(tb testing.TB) store.Store) (s store
 		b.Fatal(err)
 	}
 	return s, sha, key
+}
+
+func saveNew(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	job := NewJob(scan.StatusNew, now)
+	var sum [32]byte
+	rand.Read(sum[:])
+	job.SHA256 = hex.EncodeToString(sum[:])
+	job.Status, job.Verdict, job.FinishedAt = scan.Done, scan.Clean, &now
+	job.Engines = []scan.EngineRun{{Name: "clamav", Version: "ClamAV 1.4.6/27480", Verdict: scan.Clean, DurationMS: 1}}
+	cv := &scan.CachedVerdict{SHA256: job.SHA256, EnginesKey: "clamav=ClamAV 1.4.6/27480", Verdict: scan.Clean,
+		Engines: job.Engines, JobID: job.ID, CreatedAt: now}
+	if err := s.SaveJob(ctx, job, scan.StatusNew, cv); err != nil {
+		b.Error(err)
+	}
 }

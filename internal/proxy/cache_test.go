@@ -1,0 +1,302 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lazaret/lazaret/internal/config"
+	"github.com/lazaret/lazaret/internal/testenv"
+)
+
+// putFiles puts n files of size bytes on up, /f0 … /f(n-1), and returns
+// their bodies.
+func putFiles(up *upstream, n, size int) [][]byte {
+	var out [][]byte
+	for i := range n {
+		b := testenv.Deterministic(fmt.Sprintf("evict-%d", i), size)
+		up.set(fmt.Sprintf("/f%d", i), upFile{body: b})
+		out = append(out, b)
+	}
+	return out
+}
+
+// eventually waits up to five seconds for cond: a request's hold on its
+// body ends just after the client has the answer.
+func eventually(t *testing.T, cond func() bool) bool {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+func checkCache(t *testing.T, p *Proxy) {
+	t.Helper()
+	if err := p.cache.check(); err != nil {
+		t.Fatalf("cache inconsistent: %v", err)
+	}
+}
+
+// TestEviction: with room for three files, fetching a fourth evicts the
+// least recently used one — not the oldest fetched, when that one was
+// served since — and an evicted file is fetched again, not served broken.
+func TestEviction(t *testing.T) {
+	const size = 10 << 10
+	up := newUpstream(t)
+	bodies := putFiles(up, 5, size)
+	p, srv := startProxy(t, Config{Upstream: up.URL, CacheMaxSize: 3*size + size/2})
+	fetch := func(i int) {
+		t.Helper()
+		a := get(t, fmt.Sprintf("%s/f%d", srv.URL, i))
+		if a.status != http.StatusOK || !bytes.Equal(a.body, bodies[i]) {
+			t.Fatalf("/f%d: got %d with %d bytes, want 200 with its %d", i, a.status, len(a.body), len(bodies[i]))
+		}
+		checkCache(t, p)
+		if n, _ := p.cache.stats(); n > p.cfg.CacheMaxSize {
+			t.Fatalf("after /f%d: %d bytes cached, over the bound of %d", i, n, p.cfg.CacheMaxSize)
+		}
+	}
+	cached := func(i int) bool {
+		e, ok := p.cache.get(fmt.Sprintf("%s/f%d", up.URL, i))
+		return ok && e.Blob
+	}
+	fetch(0)
+	fetch(1)
+	fetch(2)
+	fetch(0) // f0 is now the most recently used; f1 the least
+	fetch(3)
+	if !cached(0) || cached(1) || !cached(2) || !cached(3) {
+		t.Fatalf("after f3: cached f0 %t f1 %t f2 %t f3 %t, want f1 evicted", cached(0), cached(1), cached(2), cached(3))
+	}
+	// The evicted file's entry keeps its verdict; its bytes are fetched
+	// again when asked for.
+	if e, _ := p.cache.get(up.URL + "/f1"); e.Verdict != "clean" {
+		t.Errorf("evicted entry: verdict %q, want clean kept", e.Verdict)
+	}
+	fetch(1)
+	if n := up.count("/f1"); n != 2 {
+		t.Errorf("upstream saw %d GETs of the evicted file, want 2", n)
+	}
+	if n := up.count("/f0"); n != 1 {
+		t.Errorf("upstream saw %d GETs of the kept file, want 1", n)
+	}
+	if _, n := p.cache.stats(); n != 3 {
+		t.Errorf("%d files cached, want 3", n)
+	}
+	if got := len(cachedFiles(t, p)); got != 3 {
+		t.Errorf("%d files in the cache folder, want 3", got)
+	}
+}
+
+// TestEvictionSparesFilesInUse: a body being served is not evicted, even
+// when it is the least recently used; once released, it is.
+func TestEvictionSparesFilesInUse(t *testing.T) {
+	const size = 8 << 10
+	up := newUpstream(t)
+	bodies := putFiles(up, 3, size)
+	p, srv := startProxy(t, Config{Upstream: up.URL, CacheMaxSize: size + size/2}) // room for one
+	cached := func(i int) bool {
+		e, ok := p.cache.get(fmt.Sprintf("%s/f%d", up.URL, i))
+		return ok && e.Blob
+	}
+	get(t, srv.URL+"/f0")
+	e, _ := p.cache.get(up.URL + "/f0")
+	b, err := p.cache.acquire(e.SHA256) // as a request serving it does
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if a := get(t, srv.URL+"/f1"); a.status != http.StatusOK || !bytes.Equal(a.body, bodies[1]) {
+			t.Fatalf("/f1: got %d", a.status)
+		}
+		eventually(t, func() bool { return !cached(1) })
+	}
+	// f1 was served whole both times, but with f0 in use there was no
+	// room to keep it.
+	if !cached(0) || cached(1) || up.count("/f1") != 2 {
+		t.Fatalf("f0 in use: cached f0 %t f1 %t, %d GETs of f1; want f0 kept, f1 fetched twice", cached(0), cached(1), up.count("/f1"))
+	}
+	r, err := p.cache.reader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if !bytes.Equal(got, bodies[0]) {
+		t.Fatal("the body in use changed")
+	}
+	checkCache(t, p)
+	p.cache.release(b)
+	get(t, srv.URL+"/f2")
+	if !eventually(t, func() bool { return !cached(0) }) || !cached(2) {
+		t.Errorf("f0 released: cached f0 %t f2 %t, want f0 evicted for f2", cached(0), cached(2))
+	}
+	checkCache(t, p)
+}
+
+// TestBodyLargerThanTheCache: a body over the whole bound is still
+// served, then evicted.
+func TestBodyLargerThanTheCache(t *testing.T) {
+	up := newUpstream(t)
+	big := testenv.Deterministic("big", 100<<10)
+	up.set("/big", upFile{body: big})
+	p, srv := startProxy(t, Config{Upstream: up.URL, CacheMaxSize: 10 << 10})
+	gone := func() bool { n, files := p.cache.stats(); return n == 0 && files == 0 }
+	for i := range 2 {
+		if a := get(t, srv.URL+"/big"); a.status != http.StatusOK || !bytes.Equal(a.body, big) {
+			t.Fatalf("request %d: got %d with %d bytes", i, a.status, len(a.body))
+		}
+		eventually(t, gone)
+	}
+	if n := up.count("/big"); n != 2 {
+		t.Errorf("upstream saw %d GETs, want 2 (not kept)", n)
+	}
+	if !gone() {
+		n, files := p.cache.stats()
+		t.Errorf("%d bytes in %d files left, want none", n, files)
+	}
+	checkCache(t, p)
+}
+
+// TestRestartWithSmallerBound: a cache reopened with a smaller bound is
+// cut down to it at once.
+func TestRestartWithSmallerBound(t *testing.T) {
+	const size = 10 << 10
+	up := newUpstream(t)
+	bodies := putFiles(up, 4, size)
+	dir := t.TempDir()
+	pl := newPipeline(t, config.DefaultEngines())
+	p1, srv1 := startProxy(t, Config{Upstream: up.URL, CacheDir: dir, Scanner: pl, CacheMaxSize: -1})
+	for i := range 4 {
+		get(t, fmt.Sprintf("%s/f%d", srv1.URL, i))
+	}
+	srv1.Close()
+	p1.Close()
+	p2, srv2 := startProxy(t, Config{Upstream: up.URL, CacheDir: dir, Scanner: pl, CacheMaxSize: 2 * size})
+	if n, files := p2.cache.stats(); n > 2*size || files != 2 {
+		t.Errorf("reopened: %d bytes in %d files, want 2 files within %d", n, files, 2*size)
+	}
+	checkCache(t, p2)
+	// The most recently validated stayed.
+	for i, want := range []bool{false, false, true, true} {
+		if e, _ := p2.cache.get(fmt.Sprintf("%s/f%d", up.URL, i)); e.Blob != want {
+			t.Errorf("f%d cached %t, want %t", i, e.Blob, want)
+		}
+	}
+	for i := range 4 {
+		if a := get(t, fmt.Sprintf("%s/f%d", srv2.URL, i)); a.status != http.StatusOK || !bytes.Equal(a.body, bodies[i]) {
+			t.Errorf("/f%d: got %d", i, a.status)
+		}
+	}
+}
+
+// TestEvictionUnderLoad: many clients fetching more files than the cache
+// holds always get the right bytes, and the index stays consistent.
+func TestEvictionUnderLoad(t *testing.T) {
+	const size = 4 << 10
+	up := newUpstream(t)
+	bodies := putFiles(up, 12, size)
+	bodies = append(bodies, testenv.Deterministic("large-one", 200<<10)) // not kept open
+	up.set("/f12", upFile{body: bodies[12]})
+	p, srv := startProxy(t, Config{Upstream: up.URL, CacheMaxSize: 5 * size})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for range 40 {
+				i := r.IntN(len(bodies))
+				resp, err := http.Get(fmt.Sprintf("%s/f%d", srv.URL, i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(b, bodies[i]) {
+					errs <- fmt.Errorf("/f%d: got %d with %d bytes (%v), want 200 with its %d", i, resp.StatusCode, len(b), err, len(bodies[i]))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if !eventually(t, func() bool { n, _ := p.cache.stats(); return n <= 5*size }) {
+		n, _ := p.cache.stats()
+		t.Errorf("%d bytes cached at rest, over the bound of %d", n, 5*size)
+	}
+	checkCache(t, p)
+}
+
+func scrape(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
+// TestMetrics: the counters move with what the proxy does.
+func TestMetrics(t *testing.T) {
+	const size = 10 << 10
+	up := newUpstream(t)
+	putFiles(up, 3, size)
+	up.set("/eicar", upFile{body: testenv.EICAR})
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, srv := startProxy(t, Config{Upstream: up.URL, Name: "pypi", Metrics: m, CacheMaxSize: 2 * size})
+	for _, path := range []string{"/f0", "/f0", "/f1", "/f2", "/eicar", "/eicar", "/nothing", "/boom"} {
+		get(t, srv.URL+path)
+	}
+	do(t, http.MethodPost, srv.URL+"/f0", nil)
+	out := scrape(t, reg)
+	for _, want := range []string{
+		`lazaret_proxy_requests_total{code="200",proxy="pypi"} 4`,
+		`lazaret_proxy_requests_total{code="409",proxy="pypi"} 2`,
+		`lazaret_proxy_requests_total{code="404",proxy="pypi"} 1`,
+		`lazaret_proxy_requests_total{code="502",proxy="pypi"} 1`,
+		`lazaret_proxy_requests_total{code="405",proxy="pypi"} 1`,
+		// f0 and eicar the second time; the rest went to the upstream.
+		`lazaret_proxy_cache_requests_total{proxy="pypi",result="hit"} 2`,
+		`lazaret_proxy_cache_requests_total{proxy="pypi",result="miss"} 6`,
+		`lazaret_proxy_cache_bytes{proxy="pypi"} 20480`,
+		`lazaret_proxy_cache_files{proxy="pypi"} 2`,
+		`lazaret_proxy_cache_max_bytes{proxy="pypi"} 20480`,
+		`lazaret_proxy_cache_evictions_total{proxy="pypi"} 1`,
+		`lazaret_proxy_cache_evicted_bytes_total{proxy="pypi"} 10240`,
+		`lazaret_proxy_upstream_errors_total{code="not_found",proxy="pypi"} 1`,
+		`lazaret_proxy_upstream_errors_total{code="upstream_error",proxy="pypi"} 1`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("scraped:\n%s", out)
+	}
+	// A second proxy shares the collectors under its own name.
+	_, srv2 := startProxy(t, Config{Upstream: up.URL, Name: "other", Metrics: m})
+	get(t, srv2.URL+"/f0")
+	if out := scrape(t, reg); !strings.Contains(out, `lazaret_proxy_requests_total{code="200",proxy="other"} 1`+"\n") {
+		t.Errorf("second proxy not counted:\n%s", out)
+	}
+}
