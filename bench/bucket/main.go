@@ -94,10 +94,11 @@ func main() {
 	conc := flag.Int("c", 8, "concurrent PUTs")
 	ready := flag.String("ready-file", "", "write the receiver's URL here, then wait for this file to be removed")
 	setup := flag.Bool("setup", false, "create the bucket and subscribe it to MinIO's AMQP target, then exit")
+	events := flag.String("events", "all", "with -setup: all = every ObjectCreated event (bucket-av-scanner), uploads = only uploads and copies (docs/MIGRATION.md)")
 	watchFile := flag.String("watch-file", "", "file naming name=pid,... processes whose CPU time per object to report, read once -ready-file is removed")
 	flag.Parse()
 	if *setup {
-		if err := subscribe(*endpoint, *user, *pass, *bucket); err != nil {
+		if err := subscribe(*endpoint, *user, *pass, *bucket, *events); err != nil {
 			fail(err)
 		}
 		return
@@ -258,10 +259,12 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// subscribe creates the bucket and its event subscription, as
-// bucket-av-scanner's init script does: every ObjectCreated event to the
-// AMQP target.
-func subscribe(endpoint, user, pass, bucket string) error {
+// subscribe creates the bucket and its event subscription: as
+// bucket-av-scanner's init script does, every ObjectCreated event to the
+// AMQP target (events "all"), or only the events of new content
+// ("uploads"), which spares MinIO, RabbitMQ and lazaret an event for each
+// of lazaret's own tag writes.
+func subscribe(endpoint, user, pass, bucket, events string) error {
 	mc, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(user, pass, "")})
 	if err != nil {
 		return err
@@ -275,7 +278,15 @@ func subscribe(endpoint, user, pass, bucket string) error {
 		return err
 	}
 	qc := notification.NewConfig(arn)
-	qc.AddEvents(notification.ObjectCreatedAll)
+	switch events {
+	case "all":
+		qc.AddEvents(notification.ObjectCreatedAll)
+	case "uploads":
+		qc.AddEvents(notification.ObjectCreatedPut, notification.ObjectCreatedCompleteMultipartUpload,
+			notification.ObjectCreatedCopy, notification.ObjectCreatedPost)
+	default:
+		return fmt.Errorf("-events %q: want all or uploads", events)
+	}
 	nc := notification.Configuration{}
 	nc.AddQueue(qc)
 	return mc.SetBucketNotification(ctx, bucket, nc)
