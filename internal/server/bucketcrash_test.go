@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/lazaret/lazaret/internal/testenv"
 )
@@ -21,21 +22,72 @@ import (
 // TestBucketKillMidRun: lazaret is killed with SIGKILL while objects
 // stream in and their events are processed; after a restart every object
 // ends with one job, its verdict tag (or deleted, when infected) and one
-// notification per delivery ID.
+// notification per delivery ID. Through MinIO's webhook target, events
+// become queued jobs; through RabbitMQ, they are scanned in place and the
+// unacknowledged deliveries come again.
 func TestBucketKillMidRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	const n = 200
-	lport, err := testenv.FreePort()
+	t.Run("webhook", func(t *testing.T) {
+		lport, err := testenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mio := testenv.StartMinIO(t, map[string]string{
+			"MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY":    "on",
+			"MINIO_NOTIFY_WEBHOOK_ENDPOINT_PRIMARY":  fmt.Sprintf("http://127.0.0.1:%d/v1/events/s3", lport),
+			"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_PRIMARY": t.TempDir(), // events wait while lazaret is down
+		})
+		killMidRun(t, mio, lport, "arn:minio:sqs::PRIMARY:webhook", "", func() {})
+	})
+	t.Run("amqp", func(t *testing.T) {
+		amqpURL := testenv.AMQP(t)
+		lport, err := testenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("lz-kill-%d-%d", os.Getpid(), time.Now().UnixNano())
+		mio := testenv.StartMinIO(t, map[string]string{
+			"MINIO_NOTIFY_AMQP_ENABLE_PRIMARY":        "on",
+			"MINIO_NOTIFY_AMQP_URL_PRIMARY":           amqpURL,
+			"MINIO_NOTIFY_AMQP_EXCHANGE_PRIMARY":      name,
+			"MINIO_NOTIFY_AMQP_EXCHANGE_TYPE_PRIMARY": "topic",
+			"MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY":   "bucket_notifications",
+			"MINIO_NOTIFY_AMQP_DURABLE_PRIMARY":       "on",
+			"MINIO_NOTIFY_AMQP_DELIVERY_MODE_PRIMARY": "2",
+		})
+		events := fmt.Sprintf("events: {amqp: {url: %q, queue: %s, exchange: %s, routing_key: bucket_notifications}}\n",
+			amqpURL, name, name)
+		killMidRun(t, mio, lport, "arn:minio:sqs::PRIMARY:amqp", events, func() { waitQueue(t, amqpURL, name) })
+	})
+}
+
+// waitQueue waits until lazaret's consumer has declared its queue, so that
+// MinIO's first events are not published to an exchange with no queue.
+func waitQueue(t *testing.T, url, name string) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mio := testenv.StartMinIO(t, map[string]string{
-		"MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY":    "on",
-		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_PRIMARY":  fmt.Sprintf("http://127.0.0.1:%d/v1/events/s3", lport),
-		"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_PRIMARY": t.TempDir(), // events wait while lazaret is down
-	})
+	defer conn.Close()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		ch.Close()
+		if err == nil {
+			return
+		}
+	}
+	t.Fatalf("queue %s was never declared", name)
+}
+
+func killMidRun(t *testing.T, mio *testenv.MinIO, lport int, arn, events string, ready func()) {
+	const n = 500
 	rc := &receiver{secret: "hook-secret", got: map[string]map[string]any{}}
 	hook := httptest.NewServer(rc)
 	defer hook.Close()
@@ -49,10 +101,13 @@ engines: [{name: builtin, type: builtin}]
 s3: {endpoint: %s, access_key: %s, secret_key: %s, path_style: true}
 notify:
   webhooks: [{url: %s, secret: hook-secret, report_clean: true}]
-`, lport, filepath.Join(dir, "data"), mio.Endpoint, mio.User, mio.Password, hook.URL), 0o644)
+%s`, lport, filepath.Join(dir, "data"), mio.Endpoint, mio.User, mio.Password, hook.URL, events), 0o644)
 	base := fmt.Sprintf("http://127.0.0.1:%d", lport)
 	child := startChild(t, cfgPath, base)
-	mc := subscribedBucket(t, mio, "uploads", "arn:minio:sqs::PRIMARY:webhook")
+	ready()
+	// The AMQP queue is declared by lazaret's consumer: start it before
+	// MinIO publishes.
+	mc := subscribedBucket(t, mio, "uploads", arn)
 
 	ctx := context.Background()
 	var next atomic.Int64
@@ -86,7 +141,7 @@ notify:
 	wg.Wait() // the rest arrive while lazaret is down: MinIO keeps their events
 	startChild(t, cfgPath, base)
 
-	deadline := time.Now().Add(120 * time.Second)
+	deadline := time.Now().Add(180 * time.Second)
 	for time.Now().Before(deadline) && len(rc.byKey()) < n {
 		time.Sleep(250 * time.Millisecond)
 	}
