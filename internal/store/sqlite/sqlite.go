@@ -370,6 +370,29 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) (store.JobPage,
 	if jobcodec.MatchesNothing(f) {
 		return store.JobPage{Jobs: []*scan.Job{}}, nil
 	}
+	q, args := listQuery(f, after, limit)
+	rows, err := s.reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return store.JobPage{}, fmt.Errorf("sqlite: list jobs: %w", err)
+	}
+	defer rows.Close()
+	jobs := make([]*scan.Job, 0, min(limit+1, 64))
+	for rows.Next() {
+		job, err := scanJob(rows)
+		if err != nil {
+			return store.JobPage{}, fmt.Errorf("sqlite: list jobs: %w", err)
+		}
+		jobs = append(jobs, job)
+	}
+	if err := rows.Err(); err != nil {
+		return store.JobPage{}, fmt.Errorf("sqlite: list jobs: %w", err)
+	}
+	return jobcodec.Page(jobs, limit), nil
+}
+
+// listQuery is ListJobs' query for a checked filter: one more row than
+// limit, newest first, after the cursor's id.
+func listQuery(f store.JobFilter, after string, limit int) (string, []any) {
 	var (
 		where []string
 		args  []any
@@ -378,11 +401,19 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) (store.JobPage,
 		where = append(where, cond)
 		args = append(args, a...)
 	}
-	if f.Verdict != "" {
+	// The partial indexes (migration 00003) serve these filters only when
+	// the query repeats their conditions.
+	switch {
+	case f.Verdict == scan.Clean:
 		add("verdict = ?", string(f.Verdict))
+	case f.Verdict != "":
+		add("verdict = ? AND verdict <> 'clean'", string(f.Verdict))
 	}
-	if f.Status != "" {
+	switch {
+	case f.Status == scan.Done:
 		add("status = ?", string(f.Status))
+	case f.Status != "":
+		add("status = ? AND status <> 'done'", string(f.Status))
 	}
 	if f.SHA256 != "" {
 		add("sha256 = ?", f.SHA256)
@@ -406,24 +437,7 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) (store.JobPage,
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit+1) // one more tells whether there is a next page
-
-	rows, err := s.reader.QueryContext(ctx, q, args...)
-	if err != nil {
-		return store.JobPage{}, fmt.Errorf("sqlite: list jobs: %w", err)
-	}
-	defer rows.Close()
-	jobs := make([]*scan.Job, 0, min(limit+1, 64))
-	for rows.Next() {
-		job, err := scanJob(rows)
-		if err != nil {
-			return store.JobPage{}, fmt.Errorf("sqlite: list jobs: %w", err)
-		}
-		jobs = append(jobs, job)
-	}
-	if err := rows.Err(); err != nil {
-		return store.JobPage{}, fmt.Errorf("sqlite: list jobs: %w", err)
-	}
-	return jobcodec.Page(jobs, limit), nil
+	return q, args
 }
 
 // LookupVerdict returns a cached verdict or an error wrapping
