@@ -52,6 +52,8 @@ type Store struct {
 	logger  *slog.Logger
 	stmts   statements
 
+	seen *seen // SHA-256s with a cached verdict, to skip misses
+
 	writes     chan *writeOp // to the group-commit writer
 	stop       chan struct{}
 	writerDone chan struct{}
@@ -126,6 +128,13 @@ func (s *Store) init(ctx context.Context, path, pragmas string) error {
 	if err := s.prepare(ctx); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	s.seen = newSeen()
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		<-s.stop // Close
+		cancel()
+	}()
+	go s.loadSeen(lctx)
 	return nil
 }
 
@@ -446,6 +455,9 @@ func (s *Store) LookupVerdict(ctx context.Context, sha256, enginesKey string) (*
 	if !jobcodec.Clean(sha256) || !jobcodec.Clean(enginesKey) {
 		return nil, fmt.Errorf("sqlite: lookup verdict %q: %w", sha256, store.ErrNotFound)
 	}
+	if s.seen.absent(sha256) {
+		return nil, fmt.Errorf("sqlite: lookup verdict %s: %w", sha256, store.ErrNotFound)
+	}
 	var (
 		v                 scan.CachedVerdict
 		verdict           string
@@ -479,7 +491,11 @@ func (s *Store) PutVerdict(ctx context.Context, v *scan.CachedVerdict) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, fn)
+	if err := s.write(ctx, fn); err != nil {
+		return err
+	}
+	s.seen.add(v.SHA256)
+	return nil
 }
 
 // putVerdictWrite checks and encodes a cached verdict and returns the
@@ -613,7 +629,7 @@ func (s *Store) SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v 
 			return err
 		}
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := jobFn(ctx, tx); err != nil {
 			return err
 		}
@@ -622,4 +638,8 @@ func (s *Store) SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v 
 		}
 		return nil
 	})
+	if err == nil && v != nil {
+		s.seen.add(v.SHA256)
+	}
+	return err
 }
