@@ -17,6 +17,7 @@ import (
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/queue"
 	"github.com/lazaret/lazaret/internal/scan"
+	"github.com/lazaret/lazaret/internal/statuswriter"
 	"github.com/lazaret/lazaret/internal/store"
 )
 
@@ -199,27 +200,6 @@ func Routes() []string {
 	return out
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // ServeHTTP serves the API with body limits and request metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > s.cfg.MaxBodySize {
@@ -235,16 +215,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := statuswriter.New(w)
 	s.mux.ServeHTTP(sw, r)
 	route := r.Pattern
 	if route == "" || route == "/" {
 		route = "other"
 	}
-	if sw.status == 0 {
-		sw.status = http.StatusOK
-	}
-	s.cfg.Observe(route, sw.status, time.Since(start))
+	s.cfg.Observe(route, sw.Status(), time.Since(start))
 }
 
 // proxy hands a request to the named gate, without the /proxy/<name>

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +39,7 @@ func TestProxyCommandHostsAndMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var errb syncBuffer
+	var errb testenv.Buffer
 	go func() {
 		done <- Run(ctx, []string{"proxy", "--upstream", index.URL, "--listen", addrs[0], "--data-dir", t.TempDir(),
 			"--pass-through", "/simple/", "--host", "/files/=" + files.URL, "--rewrite-links",
@@ -97,23 +95,4 @@ func TestProxyCommandHostsAndMetrics(t *testing.T) {
 			t.Errorf("%v: got %d (%s), want 2", args[6:], code, errs)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the command's logger and the
-// test to use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,14 +1,13 @@
 package proxy
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"sync"
 
 	"github.com/lazaret/lazaret/internal/scan"
+	"github.com/lazaret/lazaret/internal/statuswriter"
 )
 
 // outcome is the answer to a request: bytes to serve, or a JSON error.
@@ -133,9 +132,9 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, out outcome) {
 	// ServeContent does Range, HEAD, If-None-Match (against the ETag set
 	// above), If-Modified-Since and Content-Length, and sends an
 	// *os.File with sendfile.
-	sw := &statusWriter{ResponseWriter: w}
+	sw := statuswriter.New(w)
 	http.ServeContent(sw, r, "", e.d.mod, f)
-	p.m.answered(cmp.Or(sw.code, http.StatusOK))
+	p.m.answered(sw.Status())
 }
 
 // whole reports whether r asks for the whole body unconditionally.
@@ -151,40 +150,6 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-
-// statusWriter notes the status written through it. It passes ReadFrom
-// on, so that net/http can still send files with sendfile.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{s.ResponseWriter}, r)
-}
-
-// Unwrap gives http.ResponseController the writer underneath.
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (p *Proxy) writeJSON(w http.ResponseWriter, status int, v any) {
 	p.m.answered(status)

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -432,27 +431,9 @@ func TestMaxSignatureAge(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestScheduledRescan: serve runs rescans on rescan.schedule.
 func TestScheduledRescan(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.Buffer
 	c := start(t, func(cfg *config.Config) { cfg.Rescan.Schedule = "@every 1s" },
 		Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c.do("POST", "/v1/scan?name=x", "application/octet-stream", strings.NewReader("hello"))
