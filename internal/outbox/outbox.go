@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/lazaret/lazaret/internal/notify"
@@ -108,14 +109,28 @@ func (d *Dispatcher) drain(ctx context.Context) bool {
 		}
 		return false
 	}
+	// Send side by side: one slow receiver or one commit of a recorded
+	// attempt must not hold back the deliveries behind it. Their records
+	// share the store's commits too.
+	sem := make(chan struct{}, sendParallel)
+	var wg sync.WaitGroup
 	for _, del := range due {
 		if ctx.Err() != nil {
-			return false
+			break
 		}
-		d.send(ctx, del)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			d.send(ctx, del)
+		}()
 	}
-	return len(due) == batch
+	wg.Wait()
+	return len(due) == batch && ctx.Err() == nil
 }
+
+// sendParallel bounds the deliveries one dispatcher sends at once.
+const sendParallel = 8
 
 func (d *Dispatcher) send(ctx context.Context, del *store.Delivery) {
 	t, ok := d.targets[del.Target]
