@@ -38,14 +38,17 @@ type tracker struct {
 	mu    sync.Mutex
 	start map[string]time.Time
 	lat   []time.Duration
+	puts  []time.Duration // how long the PUTs themselves took
+	tail  []time.Duration // from the verdict (job finished_at) to the webhook
 	done  chan struct{}
 	want  int
 }
 
 func (tr *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var m struct {
-		Verdict string               `json:"verdict"`
-		Source  struct{ Key string } `json:"source"`
+		Verdict    string               `json:"verdict"`
+		Source     struct{ Key string } `json:"source"`
+		FinishedAt time.Time            `json:"finished_at"`
 	}
 	b, _ := io.ReadAll(r.Body)
 	json.Unmarshal(b, &m)
@@ -54,6 +57,7 @@ func (tr *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t0, ok := tr.start[m.Source.Key]; ok {
 		delete(tr.start, m.Source.Key)
 		tr.lat = append(tr.lat, now.Sub(t0))
+		tr.tail = append(tr.tail, now.Sub(m.FinishedAt))
 		if len(tr.lat) == tr.want {
 			close(tr.done)
 		}
@@ -63,7 +67,7 @@ func (tr *tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (tr *tracker) reset(n int) {
 	tr.mu.Lock()
-	tr.start, tr.lat, tr.done, tr.want = map[string]time.Time{}, nil, make(chan struct{}), n
+	tr.start, tr.lat, tr.puts, tr.tail, tr.done, tr.want = map[string]time.Time{}, nil, nil, nil, make(chan struct{}), n
 	tr.mu.Unlock()
 }
 
@@ -128,7 +132,11 @@ func main() {
 	put := func(ctx context.Context, data []byte) error {
 		key := fmt.Sprintf("bench/%d-%d", time.Now().UnixNano(), seq.Add(1))
 		tr.begin(key)
+		t0 := time.Now()
 		_, err := mc.PutObject(ctx, *bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+		tr.mu.Lock()
+		tr.puts = append(tr.puts, time.Since(t0))
+		tr.mu.Unlock()
 		return err
 	}
 
@@ -205,6 +213,11 @@ func main() {
 	waitDone(tr, 5*time.Minute)
 	fmt.Printf("at half saturation (%.0f objects/s, %d objects): PUT->tag p50 %v  p99 %v\n",
 		rate, m, pct(tr.lat, .5).Round(time.Millisecond), pct(tr.lat, .99).Round(time.Millisecond))
+	tr.mu.Lock()
+	fmt.Printf("  of which the PUT request itself: p50 %v  p99 %v; verdict to webhook (tag write, store, outbox, POST): p50 %v  p99 %v\n",
+		pct(tr.puts, .5).Round(time.Millisecond), pct(tr.puts, .99).Round(time.Millisecond),
+		pct(tr.tail, .5).Round(time.Millisecond), pct(tr.tail, .99).Round(time.Millisecond))
+	tr.mu.Unlock()
 }
 
 type proc struct {
