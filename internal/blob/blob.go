@@ -116,6 +116,22 @@ func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// Path returns the file holding a blob, for readers that use it in place
+// (the pipeline hashes and scans a queued upload without copying it). The
+// file stays until Delete; callers must not change it.
+func (d *Dir) Path(key string) (string, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("blob: %s: %w", key, ErrNotFound)
+	} else if err != nil {
+		return "", fmt.Errorf("blob: %s: %w", key, err)
+	}
+	return p, nil
+}
+
 // Delete removes a blob.
 func (d *Dir) Delete(ctx context.Context, key string) error {
 	p, err := d.path(key)

@@ -116,6 +116,10 @@ type Request struct {
 	Name string
 	// Body is read to its end once.
 	Body io.Reader
+	// Path, instead of Body, names a file that the caller owns and leaves
+	// unchanged until Scan returns (a queued upload): it is hashed and
+	// read in place rather than copied to a spool file.
+	Path string
 	// Size is the expected size, or -1 when unknown. A known size over
 	// the limit skips the sample without reading it.
 	Size int64
@@ -294,11 +298,18 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) *scan.Ca
 		p.skipTooLarge(job)
 		return nil
 	}
-	if req.Body == nil {
+	if req.Body == nil && req.Path == "" {
 		job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonIO, "no sample body"
 		return nil
 	}
-	body, err := spool.New(ctx, req.Body, spool.Options{MemLimit: p.cfg.MemLimit, MaxSize: p.cfg.MaxSize, Dir: p.cfg.TempDir})
+	opts := spool.Options{MemLimit: p.cfg.MemLimit, MaxSize: p.cfg.MaxSize, Dir: p.cfg.TempDir}
+	var body *spool.Body
+	var err error
+	if req.Path != "" {
+		body, err = spool.File(ctx, req.Path, opts)
+	} else {
+		body, err = spool.New(ctx, req.Body, opts)
+	}
 	if err != nil {
 		if errors.Is(err, spool.ErrTooLarge) {
 			p.skipTooLarge(job)

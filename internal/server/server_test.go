@@ -516,3 +516,29 @@ func TestKeptUploadsAreRescanned(t *testing.T) {
 	}
 	t.Fatal("the kept upload was not rescanned to infected")
 }
+
+// TestQueuedUploadScannedInPlace: a queued upload over the memory spool is
+// scanned from the blob that holds it, not copied to a spool file first,
+// and the blob is gone once the job is done.
+func TestQueuedUploadScannedInPlace(t *testing.T) {
+	var dataDir string
+	c := start(t, func(cfg *config.Config) {
+		dataDir = cfg.DataDir
+		cfg.Limits.MemorySpool = 64 << 10
+		// Clean only when the path it is given lies in the blob folder.
+		cfg.Engines = []config.Engine{{Name: "where", Type: config.TypeCommand, Version: "1", InfectedWhen: &config.InfectedWhen{ExitCodes: []int{1}},
+			Command: []string{"/bin/sh", "-c", `case "$1" in */blobs/*) exit 0;; *) exit 3;; esac`, "sh", "{path}"}}}
+	}, Options{})
+	data := testenv.Deterministic("in-place", 256<<10)
+	code, b := c.upload("/v1/jobs", "file", map[string][]byte{"big.bin": data})
+	if code != 202 {
+		t.Fatalf("got %d %s", code, b)
+	}
+	done := c.waitDone(decodeJob(t, b).ID)
+	if done.Verdict != scan.Clean || done.Size != int64(len(data)) {
+		t.Errorf("got %+v; the engine was not given the blob itself", done)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dataDir, "blobs")); len(left) != 0 {
+		t.Errorf("blobs left after the job: %v", left)
+	}
+}

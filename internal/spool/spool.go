@@ -42,8 +42,9 @@ type Body struct {
 	size   int64
 	sha256 string
 
-	mem  []byte // nil when the bytes are in file
-	file string // temp file holding the bytes
+	mem      []byte // nil when the bytes are in file
+	file     string // temp file holding the bytes
+	borrowed bool   // file is the caller's: Close leaves it
 
 	mu      sync.Mutex
 	memPath string // file materialised for Path() of an in-memory body
@@ -134,6 +135,43 @@ func New(ctx context.Context, r io.Reader, opts Options) (*Body, error) {
 	return b, nil
 }
 
+// File spools a file that the caller owns and keeps unchanged until the
+// Body is closed (a queued upload in lazaret's own blob folder): its bytes
+// are hashed in one read and then read in place, not copied to a second
+// file. Close leaves the file where it is. A file within opts.MemLimit is
+// read into memory, as New does. Never use it for a file others may write:
+// the hash must describe the bytes the engines read.
+func File(ctx context.Context, path string, opts Options) (*Body, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("spool: open: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("spool: stat: %w", err)
+	}
+	memLimit := opts.MemLimit
+	if memLimit == 0 {
+		memLimit = DefaultMemLimit
+	}
+	if !fi.Mode().IsRegular() || fi.Size() <= memLimit {
+		return New(ctx, f, opts)
+	}
+	if opts.MaxSize > 0 && fi.Size() > opts.MaxSize {
+		return nil, ErrTooLarge
+	}
+	h := sha256.New()
+	n, err := copyBuffered(h, ctxio.Reader(ctx, f))
+	if err != nil {
+		return nil, fmt.Errorf("spool: read: %w", err)
+	}
+	if n != fi.Size() {
+		return nil, fmt.Errorf("spool: %s changed while it was read (%d bytes, then %d)", path, fi.Size(), n)
+	}
+	return &Body{size: n, sha256: hex.EncodeToString(h.Sum(nil)), file: path, borrowed: true, dir: opts.Dir}, nil
+}
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func copyBuffered(w io.Writer, r io.Reader) (int64, error) {
@@ -198,7 +236,7 @@ func (b *Body) Close() error {
 	b.closed = true
 	var errs []error
 	for _, p := range []string{b.file, b.memPath} {
-		if p == "" {
+		if p == "" || (p == b.file && b.borrowed) {
 			continue
 		}
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {

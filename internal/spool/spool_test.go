@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -114,5 +117,74 @@ func TestBytes(t *testing.T) {
 	s := b.Sample("h.txt")
 	if s.Name != "h.txt" || s.Size != 5 || s.SHA256 != sum([]byte("hello")) {
 		t.Errorf("got %+v", s)
+	}
+}
+
+// TestFile: a file the caller owns is hashed and read in place when it is
+// over the memory limit (no second file, left alone on Close), and read
+// into memory when it is not.
+func TestFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		size     int
+		opts     Options
+		inMemory bool
+		err      error
+	}{
+		{"small: in memory", 100, Options{MemLimit: 1024}, true, nil},
+		{"large: in place", 5000, Options{MemLimit: 1024}, false, nil},
+		{"empty", 0, Options{MemLimit: 1024}, true, nil},
+		{"over the size limit", 5000, Options{MemLimit: 1024, MaxSize: 4000}, false, ErrTooLarge},
+		{"small over the size limit", 500, Options{MemLimit: 1024, MaxSize: 400}, true, ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := bytes.Repeat([]byte("lazaret "), tt.size/8+1)[:tt.size]
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_"))
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tt.opts.Dir = dir
+			b, err := File(context.Background(), path, tt.opts)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			sum := sha256.Sum256(data)
+			if b.SHA256() != hex.EncodeToString(sum[:]) || b.Size() != int64(len(data)) {
+				t.Errorf("got %s/%d, want %x/%d", b.SHA256(), b.Size(), sum, len(data))
+			}
+			if b.InMemory() != tt.inMemory {
+				t.Errorf("InMemory = %v, want %v", b.InMemory(), tt.inMemory)
+			}
+			if !tt.inMemory {
+				if p, _ := b.Path(); p != path {
+					t.Errorf("Path = %q, want the file itself %q", p, path)
+				}
+			}
+			r, err := b.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(r)
+			r.Close()
+			if !bytes.Equal(got, data) {
+				t.Error("Open does not read the bytes")
+			}
+			entries, _ := os.ReadDir(dir)
+			b.Close()
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("Close removed the caller's file: %v", err)
+			}
+			if after, _ := os.ReadDir(dir); len(after) != len(entries) || strings.Contains(fmt.Sprint(entries), ".spool") {
+				t.Errorf("a spool file was made: %v", entries)
+			}
+		})
+	}
+	if _, err := File(context.Background(), filepath.Join(dir, "missing"), Options{}); err == nil {
+		t.Error("a missing file spooled")
 	}
 }

@@ -179,15 +179,14 @@ func (w *Worker) Process(ctx context.Context, job *scan.Job, final bool) error {
 			return w.cfg.Objects.Apply(ctx, src.Bucket, src.Key, src.VersionID, j)
 		}
 	} else {
-		body, err := w.cfg.Blobs.Open(ctx, job.ID)
-		if errors.Is(err, blob.ErrNotFound) {
+		if err := w.sample(ctx, job.ID, &req); errors.Is(err, blob.ErrNotFound) {
 			return w.finish(ctx, job, scan.Error, scan.ReasonNotFound, "the job's sample is no longer stored")
-		}
-		if err != nil {
+		} else if err != nil {
 			return fmt.Errorf("worker: open sample: %w", err)
 		}
-		defer body.Close()
-		req.Body = body
+		if req.Body != nil {
+			defer req.Body.(io.Closer).Close()
+		}
 		req.Keep = w.cfg.Keep
 	}
 	done, err := w.cfg.Pipeline.Scan(ctx, req)
@@ -212,6 +211,26 @@ func (w *Worker) Process(ctx context.Context, job *scan.Job, final bool) error {
 		return fmt.Errorf("worker: job changed under us: %w", err)
 	}
 	return fmt.Errorf("worker: %w", err)
+}
+
+// sample points req at a queued upload's bytes: the blob's own file when
+// the blob store is a local folder (scanned in place, not copied again),
+// else a stream (the caller closes req.Body).
+func (w *Worker) sample(ctx context.Context, id string, req *pipeline.Request) error {
+	if local, ok := w.cfg.Blobs.(interface {
+		Path(key string) (string, error)
+	}); ok {
+		p, err := local.Path(id)
+		if err == nil {
+			req.Path = p
+		}
+		return err
+	}
+	body, err := w.cfg.Blobs.Open(ctx, id)
+	if err == nil {
+		req.Body = body
+	}
+	return err
 }
 
 // finish closes a job that cannot be scanned, with a verdict that is not
