@@ -213,13 +213,17 @@ func (w *Worker) Process(ctx context.Context, job *scan.Job, final bool) error {
 	return fmt.Errorf("worker: %w", err)
 }
 
+// localBlobs is a blob store that keeps each blob in a local file
+// (blob.Dir).
+type localBlobs interface {
+	Path(key string) (string, error)
+}
+
 // sample points req at a queued upload's bytes: the blob's own file when
 // the blob store is a local folder (scanned in place, not copied again),
 // else a stream (the caller closes req.Body).
 func (w *Worker) sample(ctx context.Context, id string, req *pipeline.Request) error {
-	if local, ok := w.cfg.Blobs.(interface {
-		Path(key string) (string, error)
-	}); ok {
+	if local, ok := w.cfg.Blobs.(localBlobs); ok {
 		p, err := local.Path(id)
 		if err == nil {
 			req.Path = p
