@@ -140,11 +140,11 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 			return nil, err
 		}
 	}
-	var uploads *blob.Dir
-	if cfg.KeepUploads {
-		if uploads, err = blob.NewDir(filepath.Join(cfg.DataDir, "uploads")); err != nil {
-			return nil, err
-		}
+	uploads, err := build.KeptUploads(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if uploads != nil {
 		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a.stopIntakes = append(a.stopIntakes, cancel)
 		a.wg.Add(1)

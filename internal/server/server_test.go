@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -541,4 +542,35 @@ func TestQueuedUploadScannedInPlace(t *testing.T) {
 	if left, _ := os.ReadDir(filepath.Join(dataDir, "blobs")); len(left) != 0 {
 		t.Errorf("blobs left after the job: %v", left)
 	}
+}
+
+// TestServePrunesKeptUploads: a server started with keep_uploads prunes
+// kept uploads older than keep_uploads_for at once, and keeps fresh ones.
+func TestServePrunesKeptUploads(t *testing.T) {
+	dataDir := t.TempDir()
+	uploads := filepath.Join(dataDir, "uploads")
+	os.MkdirAll(uploads, 0o700)
+	old, fresh := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	for _, k := range []string{old, fresh} {
+		if err := os.WriteFile(filepath.Join(uploads, k), []byte(k), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(filepath.Join(uploads, old), long, long)
+	start(t, func(cfg *config.Config) {
+		cfg.DataDir = dataDir
+		cfg.KeepUploads, cfg.KeepUploadsFor = true, 24*time.Hour
+	}, Options{})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(uploads, old)); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(uploads, fresh)); err != nil {
+				t.Fatalf("the fresh upload was pruned too: %v", err)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the old kept upload was not pruned")
 }
