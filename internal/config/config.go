@@ -169,6 +169,10 @@ type NATSEvents struct {
 	URL     Secret `yaml:"url"`
 	Stream  string `yaml:"stream"`
 	Subject string `yaml:"subject"`
+	// AckWait is how long an event handed to a process that died waits
+	// before JetStream delivers it again; running scans send heartbeats.
+	// 0 means 1 minute.
+	AckWait time.Duration `yaml:"ack_wait"`
 }
 
 // Notify configures result notifications.
@@ -460,6 +464,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.AckWait < time.Second {
 		errs = append(errs, errors.New("queue.ack_wait: must be at least 1s"))
+	}
+	if c.Events.NATS != nil && c.Events.NATS.AckWait < 0 {
+		errs = append(errs, errors.New("events.nats.ack_wait: must not be negative"))
 	}
 	if c.Queue.MaxDeliveries < 1 {
 		errs = append(errs, errors.New("queue.max_deliveries: must be at least 1"))

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/lazaret/lazaret/internal/testenv"
@@ -61,6 +65,45 @@ func TestBucketKillMidRun(t *testing.T) {
 			amqpURL, name, name)
 		killMidRun(t, mio, lport, "arn:minio:sqs::PRIMARY:amqp", events, func() { waitQueue(t, amqpURL, name) })
 	})
+	t.Run("nats", func(t *testing.T) {
+		natsURL := testenv.NATS(t)
+		u, _ := url.Parse(natsURL)
+		lport, err := testenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		subject := fmt.Sprintf("lz.kill.%d.%d", os.Getpid(), time.Now().UnixNano())
+		stream := strings.ReplaceAll(subject, ".", "_")
+		mio := testenv.StartMinIO(t, map[string]string{
+			"MINIO_NOTIFY_NATS_ENABLE_PRIMARY":    "on",
+			"MINIO_NOTIFY_NATS_ADDRESS_PRIMARY":   u.Host,
+			"MINIO_NOTIFY_NATS_SUBJECT_PRIMARY":   subject,
+			"MINIO_NOTIFY_NATS_JETSTREAM_PRIMARY": "on",
+		})
+		events := fmt.Sprintf("events: {nats: {url: %q, subject: %s, stream: %s, ack_wait: 3s}}\n", natsURL, subject, stream)
+		killMidRun(t, mio, lport, "arn:minio:sqs::PRIMARY:nats", events, func() { waitStream(t, natsURL, stream) })
+	})
+}
+
+// waitStream waits until lazaret's consumer has created its JetStream
+// stream, so that MinIO's first events are kept.
+func waitStream(t *testing.T, url, name string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := js.Stream(t.Context(), name); err == nil {
+			return
+		}
+	}
+	t.Fatalf("stream %s was never created", name)
 }
 
 // waitQueue waits until lazaret's consumer has declared its queue, so that

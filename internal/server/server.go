@@ -198,21 +198,22 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}()
 	}
 
+	// A broker's delivery (RabbitMQ, NATS JetStream) is durable and
+	// acknowledged last, so this process's workers scan such events in
+	// place rather than queue them a second time (see
+	// bucket.Config.Runner); retries still go through the job queue.
+	// MinIO's webhook target wants a quick answer: its events are queued.
+	events, concurrency := intake, 1
+	if intake != nil && w != nil {
+		bc := intake.Config()
+		bc.Runner, bc.MaxAttempts = w, cfg.Queue.MaxDeliveries
+		if events, err = bucket.New(bc); err != nil {
+			return nil, err
+		}
+		concurrency = cfg.Workers
+	}
 	if intake != nil && cfg.Events.AMQP != nil {
 		ec := cfg.Events.AMQP
-		// RabbitMQ's delivery is durable and acknowledged last, so this
-		// process's workers scan events in place rather than queue them
-		// a second time (see bucket.Config.Runner); retries still go
-		// through the job queue.
-		events, concurrency := intake, 1
-		if w != nil {
-			bc := intake.Config()
-			bc.Runner, bc.MaxAttempts = w, cfg.Queue.MaxDeliveries
-			if events, err = bucket.New(bc); err != nil {
-				return nil, err
-			}
-			concurrency = cfg.Workers
-		}
 		ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a.stopIntakes = append(a.stopIntakes, cancel)
 		a.wg.Add(1)
@@ -234,8 +235,8 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			err := natsin.Run(ectx, natsin.Config{URL: ec.URL.Reveal(), Stream: ec.Stream, Subject: ec.Subject},
-				intake, log.With("part", "events"))
+			err := natsin.Run(ectx, natsin.Config{URL: ec.URL.Reveal(), Stream: ec.Stream, Subject: ec.Subject,
+				AckWait: ec.AckWait, Concurrency: concurrency}, events, log.With("part", "events"))
 			if err != nil {
 				a.errc <- fmt.Errorf("nats events: %w", err)
 			}

@@ -1,7 +1,8 @@
 // Package natsin reads S3 / MinIO event notifications from NATS
 // JetStream — MinIO's NATS target with JetStream on — and hands each
 // message to the bucket intake. A message is acknowledged only after the
-// intake has queued its jobs; one that can never be handled (malformed
+// intake has queued its jobs (or, scanning in place, stored and acted on
+// their verdicts); one that can never be handled (malformed
 // JSON) is terminated, and the consumer goes on.
 package natsin
 
@@ -10,17 +11,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lazaret/lazaret/internal/bucket"
+	"github.com/lazaret/lazaret/internal/queue"
 )
 
-// Handler takes one notification body.
+// Handler takes one notification body, and whether JetStream delivered
+// it before.
 type Handler interface {
-	Handle(ctx context.Context, body []byte) (bucket.Outcome, error)
+	HandleDelivery(ctx context.Context, body []byte, redelivered bool) (bucket.Outcome, error)
 }
 
 // Config says where the events are.
@@ -33,7 +37,18 @@ type Config struct {
 	Subject string
 	// Durable names the consumer; default "lazaret-events".
 	Durable string
+	// Concurrency is how many messages are handled at once; 0 means 1.
+	// A handler that scans in place (bucket.Config.Runner) needs as many
+	// as there are scans to run side by side.
+	Concurrency int
+	// AckWait is how long JetStream waits for an acknowledgement before
+	// it delivers a message again; a running handler says it is still at
+	// work every third of it. 0 means DefaultAckWait.
+	AckWait time.Duration
 }
+
+// DefaultAckWait is Config.AckWait's default.
+const DefaultAckWait = time.Minute
 
 // Run consumes until ctx ends; it returns nil then. The NATS client
 // reconnects by itself when the server goes away.
@@ -49,6 +64,9 @@ func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
 	}
 	if cfg.Durable == "" {
 		cfg.Durable = "lazaret-events"
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = DefaultAckWait
 	}
 	nc, err := nats.Connect(cfg.URL, nats.Name("lazaret-events"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 	if err != nil {
@@ -73,27 +91,69 @@ func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
 		case <-time.After(backoff):
 		}
 	}
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	// When ctx ends, running handlers get queue.DefaultSoftStop to
+	// finish their scans before their context is cancelled too.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	sem := make(chan struct{}, cfg.Concurrency)
+	var wg sync.WaitGroup
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		_, err := h.Handle(ctx, msg.Data())
-		switch {
-		case err == nil:
-			msg.Ack()
-		case errors.Is(err, bucket.ErrMalformed):
-			log.LogAttrs(ctx, slog.LevelWarn, "malformed event terminated", slog.String("error", err.Error()))
-			msg.Term()
-		default:
-			log.LogAttrs(ctx, slog.LevelWarn, "event will be retried", slog.String("error", err.Error()))
-			msg.NakWithDelay(time.Second)
-		}
-	})
+		// The library calls this for one message at a time: blocking
+		// here while every handler is busy is the backpressure.
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			handle(hctx, msg, h, cfg.AckWait, log)
+		}()
+	}, jetstream.PullMaxMessages(2*cfg.Concurrency))
 	if err != nil {
 		return fmt.Errorf("natsin: consume: %w", err)
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "consuming S3 events", slog.String("stream", cfg.Stream), slog.String("subject", cfg.Subject))
+	log.LogAttrs(ctx, slog.LevelInfo, "consuming S3 events", slog.String("stream", cfg.Stream), slog.String("subject", cfg.Subject),
+		slog.Int("concurrency", cfg.Concurrency))
 	<-ctx.Done()
+	t := time.AfterFunc(queue.DefaultSoftStop, hcancel)
+	defer t.Stop()
 	cc.Drain()
-	<-cc.Closed()
+	<-cc.Closed() // every buffered message handed to a handler
+	wg.Wait()
 	return nil
+}
+
+// handle acknowledges a message only once its jobs are queued or done,
+// telling JetStream it is still at work while a scan runs.
+func handle(ctx context.Context, msg jetstream.Msg, h Handler, ackWait time.Duration, log *slog.Logger) {
+	redelivered := false
+	if md, err := msg.Metadata(); err == nil {
+		redelivered = md.NumDelivered > 1
+	}
+	beat := time.NewTicker(ackWait / 3)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-beat.C:
+				msg.InProgress()
+			}
+		}
+	}()
+	_, err := h.HandleDelivery(ctx, msg.Data(), redelivered)
+	beat.Stop()
+	close(done)
+	switch {
+	case err == nil:
+		msg.Ack()
+	case errors.Is(err, bucket.ErrMalformed):
+		log.LogAttrs(ctx, slog.LevelWarn, "malformed event terminated", slog.String("error", err.Error()))
+		msg.Term()
+	default:
+		log.LogAttrs(ctx, slog.LevelWarn, "event will be retried", slog.String("error", err.Error()))
+		msg.NakWithDelay(time.Second)
+	}
 }
 
 func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, error) {
@@ -110,7 +170,7 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.C
 	}
 	cons, err := stream.CreateOrUpdateConsumer(sctx, jetstream.ConsumerConfig{
 		Durable: cfg.Durable, FilterSubject: cfg.Subject, AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: time.Minute, DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait: cfg.AckWait, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsin: consumer %s: %w", cfg.Durable, err)
