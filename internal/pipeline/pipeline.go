@@ -467,25 +467,35 @@ type engineResult struct {
 // own deadline.
 func (p *Pipeline) scanAll(ctx context.Context, s scan.Sample, versions []string, only string) []engineResult {
 	out := make([]engineResult, 0, len(p.cfg.Engines))
+	one := func(i int, e scan.Engine) engineResult {
+		ectx, cancel := context.WithTimeout(ctx, p.cfg.EngineTimeout)
+		defer cancel()
+		t0 := time.Now()
+		r, err := safeScan(ectx, e, s)
+		if err == nil && ectx.Err() != nil && r.Verdict == scan.Clean {
+			// An engine that claims clean after its deadline passed
+			// may not have read the whole sample.
+			err = ectx.Err()
+		}
+		return engineResult{idx: i, name: e.Name(), version: versions[i], result: scan.Normalize(e.Name(), r, err), dur: time.Since(t0)}
+	}
+	var run []int
+	for i, e := range p.cfg.Engines {
+		if only == "" || e.Name() == only {
+			run = append(run, i)
+		}
+	}
+	if len(run) == 1 {
+		// One engine, the common case: no goroutine to hand off to.
+		return append(out, one(run[0], p.cfg.Engines[run[0]]))
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for i, e := range p.cfg.Engines {
-		if only != "" && e.Name() != only {
-			continue
-		}
+	for _, i := range run {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ectx, cancel := context.WithTimeout(ctx, p.cfg.EngineTimeout)
-			defer cancel()
-			t0 := time.Now()
-			r, err := safeScan(ectx, e, s)
-			if err == nil && ectx.Err() != nil && r.Verdict == scan.Clean {
-				// An engine that claims clean after its deadline passed
-				// may not have read the whole sample.
-				err = ectx.Err()
-			}
-			res := engineResult{idx: i, name: e.Name(), version: versions[i], result: scan.Normalize(e.Name(), r, err), dur: time.Since(t0)}
+			res := one(i, p.cfg.Engines[i])
 			mu.Lock()
 			out = append(out, res)
 			mu.Unlock()
