@@ -99,10 +99,16 @@ func (d *Dispatcher) Run(ctx context.Context) {
 
 // drain sends one batch and reports whether there may be more.
 func (d *Dispatcher) drain(ctx context.Context) bool {
-	const batch = 50
-	// A lease long enough for a batch of slow receivers; a dispatcher
-	// that dies mid-batch leaves its claims due again after it.
-	due, err := d.store.ClaimDeliveries(ctx, d.now().UTC(), 5*time.Minute, batch)
+	// Claim what is sent at once, twice over: a dispatcher that dies
+	// mid-batch leaves its claims due again when the lease ends, so the
+	// lease is as short as a batch of slow receivers allows (two rounds
+	// of attempts at the webhooks' default 10 s timeout, and a margin).
+	// A lease says nothing of who holds it, so after a crash the claims
+	// of the dead process come back only when it ends.
+	// A receiver slower than that may get a delivery twice; its ID says
+	// it is the same one.
+	const batch = 2 * sendParallel
+	due, err := d.store.ClaimDeliveries(ctx, d.now().UTC(), claimLease, batch)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.LogAttrs(ctx, slog.LevelWarn, "outbox: reading due deliveries failed", slog.String("error", err.Error()))
@@ -131,6 +137,10 @@ func (d *Dispatcher) drain(ctx context.Context) bool {
 
 // sendParallel bounds the deliveries one dispatcher sends at once.
 const sendParallel = 8
+
+// claimLease is how long claimed deliveries stay with the dispatcher that
+// claimed them.
+const claimLease = 30 * time.Second
 
 func (d *Dispatcher) send(ctx context.Context, del *store.Delivery) {
 	t, ok := d.targets[del.Target]

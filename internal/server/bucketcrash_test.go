@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/lazaret/lazaret/internal/scan"
 	"github.com/lazaret/lazaret/internal/testenv"
 )
 
@@ -190,7 +191,25 @@ notify:
 	}
 	got := rc.byKey()
 	if len(got) != n {
-		t.Fatalf("notified %d objects, want %d", len(got), n)
+		// Say where each missing one stands: no job, a job, a delivery.
+		c := &client{t: t, base: base}
+		jobs := map[string]scan.Job{}
+		for _, j := range listAll(t, c) {
+			jobs[j.Source.Key] = j
+		}
+		_, deliveries := c.do("GET", "/v1/deliveries?limit=1000", "", nil)
+		for i := range n {
+			key := fmt.Sprintf("o/%03d", i)
+			if _, ok := got[key]; !ok {
+				j, ok := jobs[key]
+				t.Logf("%s: not notified; job found %v: %s %s %s attempts %d actions %v error %q",
+					key, ok, j.ID, j.Status, j.Verdict, j.Attempts, j.Actions, j.Error)
+				if ok && strings.Contains(string(deliveries), j.ID) {
+					t.Logf("%s: its delivery is in the outbox", key)
+				}
+			}
+		}
+		t.Fatalf("notified %d objects, want %d (%d jobs)", len(got), n, len(jobs))
 	}
 	rc.mu.Lock()
 	perKey := map[string]int{}
