@@ -19,6 +19,21 @@ import (
 	"github.com/lazaret/lazaret/internal/testenv"
 )
 
+// minioAMQPTarget configures MinIO's AMQP target PRIMARY as
+// bucket-av-scanner's init does: a durable topic exchange, persistent
+// messages, routing key bucket_notifications.
+func minioAMQPTarget(amqpURL, exchange string) map[string]string {
+	return map[string]string{
+		"MINIO_NOTIFY_AMQP_ENABLE_PRIMARY":        "on",
+		"MINIO_NOTIFY_AMQP_URL_PRIMARY":           amqpURL,
+		"MINIO_NOTIFY_AMQP_EXCHANGE_PRIMARY":      exchange,
+		"MINIO_NOTIFY_AMQP_EXCHANGE_TYPE_PRIMARY": "topic",
+		"MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY":   "bucket_notifications",
+		"MINIO_NOTIFY_AMQP_DURABLE_PRIMARY":       "on",
+		"MINIO_NOTIFY_AMQP_DELIVERY_MODE_PRIMARY": "2",
+	}
+}
+
 // TestBucketAVScannerTopology: bucket-av-scanner's deployment, unchanged —
 // MinIO publishes to a RabbitMQ topic exchange, lazaret is configured with
 // that project's environment variables — scans, tags with TAG_KEY
@@ -30,15 +45,7 @@ func TestBucketAVScannerTopology(t *testing.T) {
 	pass, _ := u.User.Password()
 	name := fmt.Sprintf("lz-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
 
-	mio := testenv.StartMinIO(t, map[string]string{
-		"MINIO_NOTIFY_AMQP_ENABLE_PRIMARY":        "on",
-		"MINIO_NOTIFY_AMQP_URL_PRIMARY":           amqpURL,
-		"MINIO_NOTIFY_AMQP_EXCHANGE_PRIMARY":      name,
-		"MINIO_NOTIFY_AMQP_EXCHANGE_TYPE_PRIMARY": "topic",
-		"MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY":   "bucket_notifications",
-		"MINIO_NOTIFY_AMQP_DURABLE_PRIMARY":       "on",
-		"MINIO_NOTIFY_AMQP_DELIVERY_MODE_PRIMARY": "2",
-	})
+	mio := testenv.StartMinIO(t, minioAMQPTarget(amqpURL, name))
 	rc := &receiver{secret: "", got: map[string]map[string]any{}}
 	hook := httptest.NewServer(rc)
 	defer hook.Close()

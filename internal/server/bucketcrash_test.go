@@ -53,15 +53,7 @@ func TestBucketKillMidRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		name := fmt.Sprintf("lz-kill-%d-%d", os.Getpid(), time.Now().UnixNano())
-		mio := testenv.StartMinIO(t, map[string]string{
-			"MINIO_NOTIFY_AMQP_ENABLE_PRIMARY":        "on",
-			"MINIO_NOTIFY_AMQP_URL_PRIMARY":           amqpURL,
-			"MINIO_NOTIFY_AMQP_EXCHANGE_PRIMARY":      name,
-			"MINIO_NOTIFY_AMQP_EXCHANGE_TYPE_PRIMARY": "topic",
-			"MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY":   "bucket_notifications",
-			"MINIO_NOTIFY_AMQP_DURABLE_PRIMARY":       "on",
-			"MINIO_NOTIFY_AMQP_DELIVERY_MODE_PRIMARY": "2",
-		})
+		mio := testenv.StartMinIO(t, minioAMQPTarget(amqpURL, name))
 		events := fmt.Sprintf("events: {amqp: {url: %q, queue: %s, exchange: %s, routing_key: bucket_notifications}}\n",
 			amqpURL, name, name)
 		killMidRun(t, mio, lport, "arn:minio:sqs::PRIMARY:amqp", events, func() { waitQueue(t, amqpURL, name) })

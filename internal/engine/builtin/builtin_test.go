@@ -23,25 +23,14 @@ import (
 	"github.com/lazaret/lazaret/internal/testenv"
 )
 
-func newEngine(t *testing.T, cfg Config) (*Engine, *bytes.Buffer) {
+func newEngine(t *testing.T, cfg Config) (*Engine, *testenv.Buffer) {
 	t.Helper()
-	var logs syncBuffer
-	e, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	logs := new(testenv.Buffer)
+	e, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return e, &logs.buf
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	return e, logs
 }
 
 func scanBytes(t *testing.T, e *Engine, data []byte) scan.Result {
