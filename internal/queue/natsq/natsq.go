@@ -511,6 +511,12 @@ func (s source) Fetch(ctx context.Context, n int, deliver func(queue.Delivery)) 
 		// A pull that expired with nothing (or less than n) to deliver.
 		return nil
 	case ctx.Err() != nil:
+		// Stopped mid-pull: the library has unsubscribed the pull's
+		// inbox, but only in the connection's write buffer. Until the
+		// server reads that, it may deliver a new message into the dead
+		// pull, where it would sit until its ack deadline. A round trip
+		// makes sure it has read it before Consume returns.
+		q.nc.FlushTimeout(time.Second)
 		return ctx.Err()
 	default:
 		return fmt.Errorf("natsq: fetch: %w", q.mapErr(err))
