@@ -460,35 +460,6 @@ func TestPublishUnroutable(t *testing.T) {
 	}
 }
 
-// TestCloseStopsConsume: closing the queue under a running Consume makes
-// it return ErrClosed (after cancelling its handlers).
-func TestCloseStopsConsume(t *testing.T) {
-	t.Parallel()
-	url := brokerURL(t)
-	q := openQueue(t, testConfig(url))
-	if err := q.Publish(context.Background(), queue.Message{JobID: "job-1"}); err != nil {
-		t.Fatalf("Publish: %v", err)
-	}
-	started := make(chan struct{})
-	done := make(chan error)
-	go func() {
-		done <- q.Consume(context.Background(), func(ctx context.Context, d queue.Delivery) {
-			close(started)
-			<-ctx.Done()
-		}, queue.ConsumeOptions{})
-	}()
-	<-started
-	q.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, queue.ErrClosed) {
-			t.Errorf("Consume: got %v, want %v", err, queue.ErrClosed)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Consume did not return after Close")
-	}
-}
-
 // TestCredentialsRedacted: the password shows in no error, whether the
 // broker refuses it or cannot be reached.
 func TestCredentialsRedacted(t *testing.T) {

@@ -2,7 +2,6 @@ package natsq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -389,34 +388,6 @@ func TestOpenEmbeddedTime(t *testing.T) {
 		opened := time.Since(start)
 		q.Close()
 		t.Logf("%s: Open (embedded, defaults) took %s; Close %s", run, opened, time.Since(start)-opened)
-	}
-}
-
-// TestCloseStopsConsume: closing the queue under a running Consume makes
-// it return ErrClosed (after cancelling its handlers) instead of
-// retrying forever.
-func TestCloseStopsConsume(t *testing.T) {
-	q := openEmbedded(t, t.TempDir())
-	if err := q.Publish(context.Background(), queue.Message{JobID: "job-1"}); err != nil {
-		t.Fatalf("Publish: %v", err)
-	}
-	started := make(chan struct{})
-	done := make(chan error)
-	go func() {
-		done <- q.Consume(context.Background(), func(ctx context.Context, d queue.Delivery) {
-			close(started)
-			<-ctx.Done()
-		}, queue.ConsumeOptions{})
-	}()
-	<-started
-	q.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, queue.ErrClosed) {
-			t.Errorf("Consume: got %v, want %v", err, queue.ErrClosed)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Consume did not return after Close")
 	}
 }
 

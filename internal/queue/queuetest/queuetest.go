@@ -64,6 +64,7 @@ func Run(t *testing.T, newQueue func(t *testing.T) queue.Queue) {
 		{"PublishInvalid", testPublishInvalid},
 		{"Ping", testPing},
 		{"Closed", testClosed},
+		{"CloseStopsConsume", testCloseStopsConsume},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -628,6 +629,30 @@ func testClosed(t *testing.T, q queue.Queue) {
 	}
 	if err := q.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// testCloseStopsConsume: closing the queue under a running Consume makes
+// it return ErrClosed, after cancelling its handlers.
+func testCloseStopsConsume(t *testing.T, q queue.Queue) {
+	publish(t, q, "job-1")
+	started := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- q.Consume(context.Background(), func(ctx context.Context, d queue.Delivery) {
+			close(started)
+			<-ctx.Done()
+		}, queue.ConsumeOptions{})
+	}()
+	<-started
+	q.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, queue.ErrClosed) {
+			t.Errorf("Consume: got %v, want %v", err, queue.ErrClosed)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Consume did not return after Close")
 	}
 }
 
