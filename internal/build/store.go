@@ -40,13 +40,13 @@ func Store(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Stor
 func Queue(ctx context.Context, cfg config.Config, log *slog.Logger) (queue.Queue, error) {
 	u := cfg.Queue.URL.Reveal()
 	if strings.HasPrefix(u, "amqp://") || strings.HasPrefix(u, "amqps://") {
-		q, err := amqpq.Open(ctx, amqpq.Config{URL: u, AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliveries}, log)
+		q, err := amqpq.Open(ctx, amqpq.Config{URL: u, Redelivery: queue.Redelivery{AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliveries}}, log)
 		if err != nil {
 			return nil, err // not a typed nil in the interface
 		}
 		return q, nil
 	}
-	qc := natsq.Config{AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliveries}
+	qc := natsq.Config{Redelivery: queue.Redelivery{AckWait: cfg.Queue.AckWait, MaxDeliver: cfg.Queue.MaxDeliveries}}
 	if u != "" {
 		qc.URL = u
 	} else {

@@ -160,6 +160,63 @@ const (
 // for clamd to reload or restart.
 var DefaultBackoff = []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
 
+// Redelivery is how a driver redelivers what was not acknowledged, the
+// same for every broker. Drivers embed it in their Config.
+type Redelivery struct {
+	// AckWait is how long a delivery may go without being settled or
+	// InProgress before it is given to another consumer; 0 means
+	// DefaultAckWait.
+	AckWait time.Duration
+	// MaxDeliver bounds deliveries per message; 0 means
+	// DefaultMaxDeliver.
+	MaxDeliver int
+	// Backoff[i] is the redelivery delay after a Nak without a delay of
+	// attempt i+1 (the last value repeats); nil means DefaultBackoff.
+	Backoff []time.Duration
+}
+
+// WithDefaults returns r with its zero fields set to the defaults.
+func (r Redelivery) WithDefaults() Redelivery {
+	if r.AckWait == 0 {
+		r.AckWait = DefaultAckWait
+	}
+	if r.MaxDeliver == 0 {
+		r.MaxDeliver = DefaultMaxDeliver
+	}
+	if r.Backoff == nil {
+		r.Backoff = DefaultBackoff
+	}
+	return r
+}
+
+// Check names the first setting out of range; maxDelay, when positive,
+// bounds each backoff value (a broker's own limit).
+func (r Redelivery) Check(maxDelay time.Duration) error {
+	switch {
+	case r.AckWait < 0:
+		return errors.New("ack_wait must be positive")
+	case r.MaxDeliver < 1:
+		return errors.New("max_deliver must be at least 1")
+	}
+	for _, d := range r.Backoff {
+		if d < 0 || (maxDelay > 0 && d > maxDelay) {
+			if maxDelay > 0 {
+				return fmt.Errorf("backoff values must be between 0 and %s", maxDelay)
+			}
+			return errors.New("backoff values must not be negative")
+		}
+	}
+	return nil
+}
+
+// Delay is the redelivery delay after failed attempt (1-based).
+func (r Redelivery) Delay(attempt int) time.Duration {
+	if len(r.Backoff) == 0 {
+		return 0
+	}
+	return r.Backoff[min(max(attempt, 1), len(r.Backoff))-1]
+}
+
 // DefaultSoftStop is the default ConsumeOptions.SoftStop. It fits, with
 // room for the hard stop and the rest of shutdown, inside Kubernetes'
 // default 30 s termination grace period.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEncodeDecode(t *testing.T) {
@@ -69,5 +70,20 @@ func TestEncodeMessageRefusesBadIDs(t *testing.T) {
 func TestStatsDepth(t *testing.T) {
 	if got := (Stats{Pending: 3, InFlight: 2, Redelivered: 1}).Depth(); got != 5 {
 		t.Errorf("Depth: got %d, want 5", got)
+	}
+}
+
+func TestRedeliveryDelay(t *testing.T) {
+	r := Redelivery{Backoff: []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}}
+	for _, tt := range []struct {
+		attempt int
+		want    time.Duration
+	}{{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {3, 3 * time.Second}, {9, 3 * time.Second}} {
+		if got := r.Delay(tt.attempt); got != tt.want {
+			t.Errorf("Delay(%d): got %s, want %s", tt.attempt, got, tt.want)
+		}
+	}
+	if got := (Redelivery{}).Delay(1); got != 0 {
+		t.Errorf("Delay without steps: got %s, want 0", got)
 	}
 }

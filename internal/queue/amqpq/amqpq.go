@@ -151,16 +151,7 @@ type Config struct {
 	// DefaultDeadLetterSuffix.
 	DeadLetterQueue string
 
-	// AckWait is how long a delivery may go without being settled or
-	// InProgress before it is given to another consumer; 0 means
-	// queue.DefaultAckWait.
-	AckWait time.Duration
-	// MaxDeliver bounds deliveries per message; 0 means
-	// queue.DefaultMaxDeliver.
-	MaxDeliver int
-	// Backoff[i] is the redelivery delay after a Nak without a delay of
-	// attempt i+1 (the last value repeats); nil means queue.DefaultBackoff.
-	Backoff []time.Duration
+	queue.Redelivery
 	// Heartbeat is the AMQP heartbeat interval; 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
 	// Name is the connection name the broker shows; empty means
@@ -199,15 +190,7 @@ func (c *Config) setDefaults() error {
 	if c.DeadLetterQueue == "" {
 		c.DeadLetterQueue = c.Queue + DefaultDeadLetterSuffix
 	}
-	if c.AckWait == 0 {
-		c.AckWait = queue.DefaultAckWait
-	}
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = queue.DefaultMaxDeliver
-	}
-	if c.Backoff == nil {
-		c.Backoff = queue.DefaultBackoff
-	}
+	c.Redelivery = c.Redelivery.WithDefaults()
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat
 	}
@@ -217,17 +200,11 @@ func (c *Config) setDefaults() error {
 	switch {
 	case c.DeadLetterQueue == c.Queue:
 		return errors.New("amqpq: config: dead_letter_queue must differ from queue")
-	case c.AckWait < 0:
-		return errors.New("amqpq: config: ack_wait must be positive")
-	case c.MaxDeliver < 1:
-		return errors.New("amqpq: config: max_deliver must be at least 1")
 	case c.Heartbeat < time.Second:
 		return errors.New("amqpq: config: heartbeat must be at least 1s")
 	}
-	for _, d := range c.Backoff {
-		if d < 0 || d > MaxDelay {
-			return fmt.Errorf("amqpq: config: backoff values must be between 0 and %s", MaxDelay)
-		}
+	if err := c.Redelivery.Check(MaxDelay); err != nil {
+		return fmt.Errorf("amqpq: config: %w", err)
 	}
 	return nil
 }
@@ -656,15 +633,6 @@ func (q *Queue) mapErr(err error) error {
 		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
 	}
 	return err
-}
-
-// backoff returns the Nak delay for a failed attempt.
-func (q *Queue) backoff(attempt int) time.Duration {
-	b := q.cfg.Backoff
-	if len(b) == 0 {
-		return 0
-	}
-	return b[min(max(attempt, 1), len(b))-1]
 }
 
 // redactURL hides the password in an AMQP URL.

@@ -57,9 +57,7 @@ func testConfig(url string) Config {
 	return Config{
 		URL:        url,
 		Queue:      fmt.Sprintf("lazaret.test.%d.%d", run, n),
-		AckWait:    queuetest.AckWait,
-		MaxDeliver: queuetest.MaxDeliver,
-		Backoff:    []time.Duration{queuetest.Backoff},
+		Redelivery: queuetest.Redelivery(),
 	}
 }
 
@@ -506,10 +504,10 @@ func TestConfigErrors(t *testing.T) {
 		{"cert without key", Config{URL: "amqps://127.0.0.1/", TLSCertFile: "c.pem"}, "go together"},
 		{"routing key without exchange", Config{URL: u, RoutingKey: "k"}, "need an exchange"},
 		{"dead letter queue is the queue", Config{URL: u, Queue: "a", DeadLetterQueue: "a"}, "must differ"},
-		{"negative ack wait", Config{URL: u, AckWait: -time.Second}, "ack_wait"},
-		{"negative max deliver", Config{URL: u, MaxDeliver: -1}, "max_deliver"},
+		{"negative ack wait", Config{URL: u, Redelivery: queue.Redelivery{AckWait: -time.Second}}, "ack_wait"},
+		{"negative max deliver", Config{URL: u, Redelivery: queue.Redelivery{MaxDeliver: -1}}, "max_deliver"},
 		{"short heartbeat", Config{URL: u, Heartbeat: time.Millisecond}, "heartbeat"},
-		{"negative backoff", Config{URL: u, Backoff: []time.Duration{-1}}, "backoff"},
+		{"negative backoff", Config{URL: u, Redelivery: queue.Redelivery{Backoff: []time.Duration{-1}}}, "backoff"},
 		{"missing ca file", Config{URL: "amqps://127.0.0.1/", TLSCAFile: "/nonexistent/ca.pem"}, "tls ca file"},
 	}
 	for _, tt := range tests {
@@ -557,21 +555,6 @@ func TestAttemptOf(t *testing.T) {
 		if got := attemptOf(tt.d); got != tt.want {
 			t.Errorf("%s: got %d, want %d", tt.name, got, tt.want)
 		}
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	q := &Queue{cfg: Config{Backoff: []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}}}
-	for _, tt := range []struct {
-		attempt int
-		want    time.Duration
-	}{{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {3, 3 * time.Second}, {9, 3 * time.Second}} {
-		if got := q.backoff(tt.attempt); got != tt.want {
-			t.Errorf("backoff(%d): got %s, want %s", tt.attempt, got, tt.want)
-		}
-	}
-	if got := (&Queue{}).backoff(1); got != 0 {
-		t.Errorf("backoff without steps: got %s, want 0", got)
 	}
 }
 

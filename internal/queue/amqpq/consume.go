@@ -415,7 +415,7 @@ func (d *delivery) Nak(ctx context.Context, delay time.Duration) error {
 		return fmt.Errorf("amqpq: nak: %w", errLost)
 	}
 	if delay <= 0 {
-		delay = d.q.backoff(d.m.Attempt)
+		delay = d.q.cfg.Delay(d.m.Attempt)
 	}
 	msg := d.q.message(d.d.Body, amqp.Table{hdrAttempts: int64(d.m.Attempt)})
 	var err error

@@ -74,14 +74,7 @@ type Config struct {
 	Stream, Subject, Consumer string
 	// Replicas of the stream and consumer in a NATS cluster; 0 means 1.
 	Replicas int
-	// AckWait is the ack deadline of a delivery; 0 means queue.DefaultAckWait.
-	AckWait time.Duration
-	// MaxDeliver bounds deliveries per message; 0 means
-	// queue.DefaultMaxDeliver.
-	MaxDeliver int
-	// Backoff[i] is the redelivery delay after a Nak without a delay of
-	// attempt i+1 (the last value repeats); nil means queue.DefaultBackoff.
-	Backoff []time.Duration
+	queue.Redelivery
 	// FetchWait is how long one pull request waits; 0 means
 	// DefaultFetchWait.
 	FetchWait time.Duration
@@ -181,15 +174,7 @@ func (c *Config) setDefaults() error {
 	if c.Replicas == 0 {
 		c.Replicas = 1
 	}
-	if c.AckWait == 0 {
-		c.AckWait = queue.DefaultAckWait
-	}
-	if c.MaxDeliver == 0 {
-		c.MaxDeliver = queue.DefaultMaxDeliver
-	}
-	if c.Backoff == nil {
-		c.Backoff = queue.DefaultBackoff
-	}
+	c.Redelivery = c.Redelivery.WithDefaults()
 	if c.FetchWait == 0 {
 		c.FetchWait = DefaultFetchWait
 	}
@@ -197,19 +182,13 @@ func (c *Config) setDefaults() error {
 		c.Name = "lazaret"
 	}
 	switch {
-	case c.AckWait < 0:
-		return errors.New("natsq: config: ack_wait must be positive")
-	case c.MaxDeliver < 1:
-		return errors.New("natsq: config: max_deliver must be at least 1")
 	case c.FetchWait < 100*time.Millisecond:
 		return errors.New("natsq: config: fetch_wait must be at least 100ms")
 	case c.Replicas < 1:
 		return errors.New("natsq: config: replicas must be at least 1")
 	}
-	for _, d := range c.Backoff {
-		if d < 0 {
-			return errors.New("natsq: config: backoff values must not be negative")
-		}
+	if err := c.Redelivery.Check(0); err != nil {
+		return fmt.Errorf("natsq: config: %w", err)
 	}
 	return nil
 }
@@ -461,15 +440,6 @@ func (q *Queue) mapErr(err error) error {
 	return err
 }
 
-// backoff returns the Nak delay for a failed attempt.
-func (q *Queue) backoff(attempt int) time.Duration {
-	b := q.cfg.Backoff
-	if len(b) == 0 {
-		return 0
-	}
-	return b[min(max(attempt, 1), len(b))-1]
-}
-
 // source is the queue.Source of a Queue: fetch on demand from the durable
 // pull consumer.
 type source struct{ q *Queue }
@@ -577,7 +547,7 @@ func (d *delivery) Nak(ctx context.Context, delay time.Duration) error {
 		return fmt.Errorf("natsq: nak: %w", err)
 	}
 	if delay <= 0 {
-		delay = d.q.backoff(d.m.Attempt)
+		delay = d.q.cfg.Delay(d.m.Attempt)
 	}
 	var err error
 	if delay > 0 {

@@ -30,11 +30,7 @@ func TestMain(m *testing.M) {
 
 // testConfig is the configuration queuetest.Run asks for.
 func testConfig() Config {
-	return Config{
-		AckWait:    queuetest.AckWait,
-		MaxDeliver: queuetest.MaxDeliver,
-		Backoff:    []time.Duration{queuetest.Backoff},
-	}
+	return Config{Redelivery: queuetest.Redelivery()}
 }
 
 // testLog sends warnings and errors to the test log.
@@ -317,10 +313,10 @@ func TestConfigErrors(t *testing.T) {
 		{"host name listen", Config{Embedded: &Embedded{StoreDir: dir, Listen: "example.com:4222"}}, "only loopback"},
 		{"bad listen", Config{Embedded: &Embedded{StoreDir: dir, Listen: "127.0.0.1"}}, "embedded.listen"},
 		{"bad port", Config{Embedded: &Embedded{StoreDir: dir, Listen: "127.0.0.1:99999"}}, "bad port"},
-		{"negative ack wait", Config{Embedded: &Embedded{StoreDir: dir}, AckWait: -time.Second}, "ack_wait"},
-		{"negative max deliver", Config{Embedded: &Embedded{StoreDir: dir}, MaxDeliver: -1}, "max_deliver"},
+		{"negative ack wait", Config{Embedded: &Embedded{StoreDir: dir}, Redelivery: queue.Redelivery{AckWait: -time.Second}}, "ack_wait"},
+		{"negative max deliver", Config{Embedded: &Embedded{StoreDir: dir}, Redelivery: queue.Redelivery{MaxDeliver: -1}}, "max_deliver"},
 		{"short fetch wait", Config{Embedded: &Embedded{StoreDir: dir}, FetchWait: time.Millisecond}, "fetch_wait"},
-		{"negative backoff", Config{Embedded: &Embedded{StoreDir: dir}, Backoff: []time.Duration{-1}}, "backoff"},
+		{"negative backoff", Config{Embedded: &Embedded{StoreDir: dir}, Redelivery: queue.Redelivery{Backoff: []time.Duration{-1}}}, "backoff"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -345,21 +341,6 @@ func TestConnectRefused(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error shows the password: %v", err)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	q := &Queue{cfg: Config{Backoff: []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}}}
-	for _, tt := range []struct {
-		attempt int
-		want    time.Duration
-	}{{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {3, 3 * time.Second}, {9, 3 * time.Second}} {
-		if got := q.backoff(tt.attempt); got != tt.want {
-			t.Errorf("backoff(%d): got %s, want %s", tt.attempt, got, tt.want)
-		}
-	}
-	if got := (&Queue{}).backoff(1); got != 0 {
-		t.Errorf("backoff without steps: got %s, want 0", got)
 	}
 }
 

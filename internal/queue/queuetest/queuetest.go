@@ -27,6 +27,12 @@ const (
 	Backoff = 50 * time.Millisecond
 )
 
+// Redelivery is the driver setting the suite expects: AckWait,
+// MaxDeliver and one Backoff step.
+func Redelivery() queue.Redelivery {
+	return queue.Redelivery{AckWait: AckWait, MaxDeliver: MaxDeliver, Backoff: []time.Duration{Backoff}}
+}
+
 // quiet is how long a test waits to be sure that something does not
 // happen: past one ack deadline and a half, a redelivery would have come.
 const quiet = AckWait * 3 / 2
