@@ -13,7 +13,6 @@ import (
 
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/scan"
-	"github.com/lazaret/lazaret/internal/store"
 )
 
 // listDir walks the folder and submits each regular file. Symbolic links
@@ -70,14 +69,12 @@ func (s *sweeper) listDir(ctx context.Context, submit func(func(context.Context)
 func (s *sweeper) file(ctx context.Context, p string, fi fs.FileInfo) (outcome, int64) {
 	id := FileJobID(p, fi.Size(), fi.ModTime())
 	log := s.log.With("job", id, "path", p)
-	existing, err := s.cfg.Jobs.GetJob(ctx, id)
-	switch {
-	case err == nil && final(existing):
-		return resumed, 0
-	case errors.Is(err, store.ErrNotFound):
-		existing = nil
-	case err != nil:
+	existing, done, err := s.stored(ctx, id)
+	if err != nil {
 		return s.fail(ctx, log, "get job", err)
+	}
+	if done {
+		return resumed, 0
 	}
 	fresh := &scan.Job{
 		ID: id, Status: scan.Queued, Name: filepath.Base(p), Size: fi.Size(), CreatedAt: time.Now().UTC(),

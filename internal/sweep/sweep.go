@@ -401,6 +401,19 @@ func (s *sweeper) inScope(o Object) bool {
 // final reports whether a stored job needs no new scan: done with a
 // verdict other than error. Errors are worth another try, and a skipped
 // verdict (too large, gone) would only be reached again.
+// stored returns the job a sweep already made for id (nil if none), and
+// whether it is final: a resumed sweep skips those.
+func (s *sweeper) stored(ctx context.Context, id string) (*scan.Job, bool, error) {
+	job, err := s.cfg.Jobs.GetJob(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	return job, final(job), nil
+}
+
 func final(job *scan.Job) bool {
 	return job.Status == scan.Done && job.Verdict.Valid() && job.Verdict != scan.Error
 }
@@ -419,14 +432,12 @@ func (s *sweeper) object(ctx context.Context, o Object) (outcome, int64) {
 	}
 	id := JobID(b, o.Key, o.VersionID, o.ETag, o.LastModified)
 	log := s.log.With("job", id, "bucket", b, "key", o.Key)
-	existing, err := s.cfg.Jobs.GetJob(ctx, id)
-	switch {
-	case err == nil && final(existing):
-		return resumed, 0
-	case errors.Is(err, store.ErrNotFound):
-		existing = nil
-	case err != nil:
+	existing, done, err := s.stored(ctx, id)
+	if err != nil {
 		return s.fail(ctx, log, "get job", err)
+	}
+	if done {
+		return resumed, 0
 	}
 	fresh := &scan.Job{
 		ID: id, Status: scan.Queued, Name: path.Base(o.Key), Size: o.Size, CreatedAt: time.Now().UTC(),
