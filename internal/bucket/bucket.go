@@ -205,11 +205,15 @@ func (in *Intake) run(ctx context.Context, ev s3event.Event, redelivered bool) (
 		// Delivered before without a stored result: maybe it crashed
 		// the scanner. Store the job first so the attempt counts.
 		job.Status = scan.Queued
-		if err := in.cfg.Jobs.CreateJob(ctx, job); err != nil && !errors.Is(err, store.ErrConflict) {
+		switch err := in.cfg.Jobs.CreateJob(ctx, job); {
+		case errors.Is(err, store.ErrConflict):
+			// Another delivery of the same event stored it first.
+			if job, err = in.cfg.Jobs.GetJob(ctx, id); err != nil {
+				return false, id, fmt.Errorf("bucket: get job %s: %w", id, err)
+			}
+			dup = job.Status == scan.Done
+		case err != nil:
 			return false, id, fmt.Errorf("bucket: create job: %w", err)
-		}
-		if cur, err := in.cfg.Jobs.GetJob(ctx, id); err == nil {
-			job = cur
 		}
 	}
 	if job.Status == scan.StatusNew || (job.Status == scan.Queued && job.Attempts == 0) {
