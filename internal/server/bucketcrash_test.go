@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,19 +59,13 @@ func TestBucketKillMidRun(t *testing.T) {
 	})
 	t.Run("nats", func(t *testing.T) {
 		natsURL := testenv.NATS(t)
-		u, _ := url.Parse(natsURL)
 		lport, err := testenv.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
 		subject := fmt.Sprintf("lz.kill.%d.%d", os.Getpid(), time.Now().UnixNano())
 		stream := strings.ReplaceAll(subject, ".", "_")
-		mio := testenv.StartMinIO(t, map[string]string{
-			"MINIO_NOTIFY_NATS_ENABLE_PRIMARY":    "on",
-			"MINIO_NOTIFY_NATS_ADDRESS_PRIMARY":   u.Host,
-			"MINIO_NOTIFY_NATS_SUBJECT_PRIMARY":   subject,
-			"MINIO_NOTIFY_NATS_JETSTREAM_PRIMARY": "on",
-		})
+		mio := testenv.StartMinIO(t, minioNATSTarget(natsURL, subject))
 		events := fmt.Sprintf("events: {nats: {url: %q, subject: %s, stream: %s, ack_wait: 3s}}\n", natsURL, subject, stream)
 		killMidRun(t, mio, lport, "arn:minio:sqs::PRIMARY:nats", events, func() { waitStream(t, natsURL, stream) })
 	})

@@ -18,44 +18,37 @@ import (
 	"github.com/lazaret/lazaret/internal/testenv"
 )
 
-// TestBucketScanningNATS: MinIO's NATS target with JetStream on; lazaret
-// creates the stream, consumes it and quarantines what is infected.
-func TestBucketScanningNATS(t *testing.T) {
-	natsURL := testenv.NATS(t)
+// minioNATSTarget configures MinIO's NATS target PRIMARY with JetStream on,
+// publishing on subject.
+func minioNATSTarget(natsURL, subject string) map[string]string {
 	u, _ := url.Parse(natsURL)
-	subject := fmt.Sprintf("lz.events.%d.%d", os.Getpid(), time.Now().UnixNano())
-	mio := testenv.StartMinIO(t, map[string]string{
+	return map[string]string{
 		"MINIO_NOTIFY_NATS_ENABLE_PRIMARY":    "on",
 		"MINIO_NOTIFY_NATS_ADDRESS_PRIMARY":   u.Host,
 		"MINIO_NOTIFY_NATS_SUBJECT_PRIMARY":   subject,
 		"MINIO_NOTIFY_NATS_JETSTREAM_PRIMARY": "on",
-	})
-	cfg := config.Default()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.Log.Level = "warn"
-	cfg.Engines = config.DefaultEngines()
-	cfg.S3 = config.S3{Endpoint: mio.Endpoint, AccessKey: mio.User, SecretKey: config.Secret(mio.Password), PathStyle: true}
-	cfg.Effects.OnInfected, cfg.Effects.QuarantineBucket, cfg.Effects.QuarantinePrefix = "quarantine", "uploads", "quarantine/"
-	cfg.Events.NATS = &config.NATSEvents{URL: config.Secret(natsURL), Stream: strings.ReplaceAll(subject, ".", "_"), Subject: subject}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
 	}
-	a, err := Start(context.Background(), cfg, Options{HTTP: true, Workers: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		a.Shutdown(ctx)
-	}()
+}
+
+// TestBucketScanningNATS: MinIO's NATS target with JetStream on; lazaret
+// creates the stream, consumes it and quarantines what is infected.
+func TestBucketScanningNATS(t *testing.T) {
+	natsURL := testenv.NATS(t)
+	subject := fmt.Sprintf("lz.events.%d.%d", os.Getpid(), time.Now().UnixNano())
+	mio := testenv.StartMinIO(t, minioNATSTarget(natsURL, subject))
+	stream := strings.ReplaceAll(subject, ".", "_")
+	c := start(t, func(cfg *config.Config) {
+		cfg.Log.Level = "warn"
+		cfg.S3 = config.S3{Endpoint: mio.Endpoint, AccessKey: mio.User, SecretKey: config.Secret(mio.Password), PathStyle: true}
+		cfg.Effects.OnInfected, cfg.Effects.QuarantineBucket, cfg.Effects.QuarantinePrefix = "quarantine", "uploads", "quarantine/"
+		cfg.Events.NATS = &config.NATSEvents{URL: config.Secret(natsURL), Stream: stream, Subject: subject}
+	}, Options{})
+	waitStream(t, natsURL, stream)
 	ctx := context.Background()
 	mc := subscribedBucket(t, mio, "uploads", "arn:minio:sqs::PRIMARY:nats")
-	time.Sleep(500 * time.Millisecond) // the stream is created when lazaret's consumer starts
 	if _, err := mc.PutObject(ctx, "uploads", "in/eicar.com", bytes.NewReader(testenv.EICAR), int64(len(testenv.EICAR)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	c := &client{t: t, base: "http://" + a.Addr()}
 	deadline := time.Now().Add(30 * time.Second)
 	var jobs []scan.Job
 	for time.Now().Before(deadline) {
