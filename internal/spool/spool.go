@@ -34,6 +34,9 @@ type Options struct {
 	MaxSize int64
 	// Dir is the folder for temporary files; "" means os.TempDir().
 	Dir string
+	// SizeHint is the expected size when known (a Content-Length), or 0.
+	// It only chooses the first in-memory buffer; the bytes read decide.
+	SizeHint int64
 }
 
 // Body is a spooled sample. It implements scan.Body. Close removes any
@@ -42,9 +45,10 @@ type Body struct {
 	size   int64
 	sha256 string
 
-	mem      []byte // nil when the bytes are in file
-	file     string // temp file holding the bytes
-	borrowed bool   // file is the caller's: Close leaves it
+	mem      []byte  // nil when the bytes are in file
+	pooled   *[]byte // mem's buffer, returned to memPools by Close
+	file     string  // temp file holding the bytes
+	borrowed bool    // file is the caller's: Close leaves it
 
 	mu      sync.Mutex
 	memPath string // file materialised for Path() of an in-memory body
@@ -84,20 +88,18 @@ func New(ctx context.Context, r io.Reader, opts Options) (*Body, error) {
 
 	// First the in-memory part: read up to memLimit+1 bytes to learn
 	// whether the sample fits.
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(src, memLimit+1))
+	bp, n, err := readMem(src, memLimit+1, opts.SizeHint)
 	if err != nil {
 		return nil, fmt.Errorf("spool: read: %w", err)
 	}
 	if n <= memLimit {
 		if opts.MaxSize > 0 && n > opts.MaxSize {
+			putMem(bp)
 			return nil, ErrTooLarge
 		}
-		h.Write(buf.Bytes())
-		b.mem = buf.Bytes()
-		if b.mem == nil {
-			b.mem = []byte{}
-		}
+		b.mem = (*bp)[:n:n]
+		b.pooled = bp
+		h.Write(b.mem)
 		b.size = n
 		b.sha256 = hex.EncodeToString(h.Sum(nil))
 		return b, nil
@@ -114,10 +116,11 @@ func New(ctx context.Context, r io.Reader, opts Options) (*Body, error) {
 		return nil, err
 	}
 	w := io.MultiWriter(f, h)
-	if _, err := w.Write(buf.Bytes()); err != nil {
+	_, err = w.Write((*bp)[:n])
+	putMem(bp)
+	if err != nil {
 		return fail(fmt.Errorf("spool: write: %w", err))
 	}
-	buf = bytes.Buffer{}
 	m, err := copyBuffered(w, src)
 	if err != nil {
 		return fail(fmt.Errorf("spool: read: %w", err))
@@ -172,6 +175,83 @@ func File(ctx context.Context, path string, opts Options) (*Body, error) {
 	return &Body{size: n, sha256: hex.EncodeToString(h.Sum(nil)), file: path, borrowed: true, dir: opts.Dir}, nil
 }
 
+// In-memory samples are read into pooled buffers of a few size classes,
+// so that a busy server neither allocates nor zeroes a buffer per request
+// (nor grows one by doubling). The largest class is DefaultMemLimit+1:
+// one byte more than fits tells New that the sample does not.
+var memClasses = [...]int{16<<10 + 1, 64<<10 + 1, 256<<10 + 1, DefaultMemLimit + 1}
+
+var memPools [len(memClasses)]sync.Pool
+
+// getMem returns a buffer of at least n bytes: a pooled one when n fits a
+// class, else a new one.
+func getMem(n int64) *[]byte {
+	for i, c := range memClasses {
+		if n <= int64(c) {
+			if bp, ok := memPools[i].Get().(*[]byte); ok {
+				return bp
+			}
+			b := make([]byte, c)
+			return &b
+		}
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// putMem returns a buffer from getMem to its pool.
+func putMem(bp *[]byte) {
+	for i, c := range memClasses {
+		if cap(*bp) == c {
+			*bp = (*bp)[:c]
+			memPools[i].Put(bp)
+			return
+		}
+	}
+}
+
+// readMem reads r into a buffer until EOF or limit bytes, moving to a
+// larger buffer as it fills. hint, if positive, is the expected size.
+func readMem(r io.Reader, limit, hint int64) (*[]byte, int64, error) {
+	first := limit
+	if hint >= 0 && hint < limit {
+		first = hint + 1 // one byte more, to see the end in the same buffer
+	}
+	if first > int64(memClasses[0]) && hint <= 0 {
+		first = int64(memClasses[0])
+	}
+	bp := getMem(first)
+	var n int64
+	for {
+		buf := *bp
+		if int64(len(buf)) > limit {
+			buf = buf[:limit]
+		}
+		for n < int64(len(buf)) {
+			m, err := r.Read(buf[n:])
+			n += int64(m)
+			if err == io.EOF {
+				return bp, n, nil
+			}
+			if err != nil {
+				putMem(bp)
+				return nil, 0, err
+			}
+		}
+		if n >= limit {
+			return bp, n, nil
+		}
+		next := getMem(min(2*n, limit))
+		if int64(len(*next)) <= n {
+			putMem(next)
+			next = getMem(limit)
+		}
+		copy(*next, buf[:n])
+		putMem(bp)
+		bp = next
+	}
+}
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func copyBuffered(w io.Writer, r io.Reader) (int64, error) {
@@ -190,9 +270,13 @@ func Bytes(p []byte) *Body {
 	return &Body{size: int64(len(p)), sha256: hex.EncodeToString(sum[:]), mem: p}
 }
 
-// Open returns a new independent reader over the bytes.
+// Open returns a new independent reader over the bytes. Readers of an
+// in-memory Body must be done before Close, which recycles the buffer.
 func (b *Body) Open() (io.ReadCloser, error) {
 	if b.file == "" {
+		if b.mem == nil {
+			return nil, errors.New("spool: body is closed")
+		}
 		return io.NopCloser(bytes.NewReader(b.mem)), nil
 	}
 	f, err := os.Open(b.file)
@@ -234,6 +318,12 @@ func (b *Body) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
+	if b.pooled != nil {
+		// Engines are done with the bytes (the caller closes last), so
+		// the buffer serves the next sample.
+		putMem(b.pooled)
+		b.pooled, b.mem = nil, nil
+	}
 	var errs []error
 	for _, p := range []string{b.file, b.memPath} {
 		if p == "" || (p == b.file && b.borrowed) {

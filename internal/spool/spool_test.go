@@ -188,3 +188,79 @@ func TestFile(t *testing.T) {
 		t.Error("a missing file spooled")
 	}
 }
+
+// TestNewMemoryBuffers reads samples around every buffer class boundary,
+// with a right, a wrong and no size hint, in whole and one-byte reads:
+// the bytes and hash must come out the same whichever buffers they went
+// through, and a recycled buffer must not leak into the next sample.
+func TestNewMemoryBuffers(t *testing.T) {
+	rnd := make([]byte, DefaultMemLimit+2)
+	for i := range rnd {
+		rnd[i] = byte(i*7 + i>>8)
+	}
+	var sizes []int
+	for _, c := range memClasses {
+		sizes = append(sizes, c-2, c-1, c, c+1)
+	}
+	sizes = append(sizes, 0, 1, 100)
+	for _, size := range sizes {
+		in := rnd[:size]
+		for _, hint := range []int64{0, int64(size), int64(size) / 2, int64(size) * 3, 1} {
+			for _, oneByte := range []bool{false, true} {
+				if oneByte && size > 70<<10 {
+					continue // slow, and the small sizes cover the moves
+				}
+				name := fmt.Sprintf("size %d hint %d one-byte %v", size, hint, oneByte)
+				var r io.Reader = bytes.NewReader(in)
+				if oneByte {
+					r = oneByteReader{r}
+				}
+				b, err := New(context.Background(), r, Options{Dir: t.TempDir(), SizeHint: hint})
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				wantMem := size <= DefaultMemLimit
+				if b.Size() != int64(size) || b.SHA256() != sum(in) || b.InMemory() != wantMem {
+					t.Fatalf("%s: got size %d memory %v, hash ok %v", name, b.Size(), b.InMemory(), b.SHA256() == sum(in))
+				}
+				rc, err := b.Open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(rc)
+				rc.Close()
+				if !bytes.Equal(got, in) {
+					t.Fatalf("%s: read back differs", name)
+				}
+				b.Close()
+				if wantMem {
+					if _, err := b.Open(); err == nil {
+						t.Fatalf("%s: Open after Close succeeded", name)
+					}
+				}
+			}
+		}
+	}
+}
+
+type oneByteReader struct{ r io.Reader }
+
+func (o oneByteReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	return o.r.Read(p[:1])
+}
+
+func BenchmarkNew16K(b *testing.B) {
+	data := make([]byte, 16<<10)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		body, err := New(context.Background(), bytes.NewReader(data), Options{SizeHint: int64(len(data))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		body.Close()
+	}
+}
