@@ -285,8 +285,9 @@ func (p *Pipeline) begin(ctx context.Context, req Request) (*scan.Job, scan.Stat
 	return job, job.Status, fmt.Errorf("pipeline: job %s has status %q", job.ID, job.Status)
 }
 
-// run fills in the job's verdict, and returns the verdict to cache (nil
-// when there is none to cache). It never fails: every failure becomes a
+// run fills in the job's verdict, and returns the verdict to cache with
+// the job (nil when there is none to cache): the one the engines made, or
+// the cached one the job was answered with. It never fails: every failure becomes a
 // verdict that is not clean.
 func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) *scan.CachedVerdict {
 	job.Verdict, job.Reason, job.Error = "", scan.ReasonNone, ""
@@ -302,7 +303,7 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) *scan.Ca
 		job.Verdict, job.Reason, job.Error = scan.Error, scan.ReasonIO, "no sample body"
 		return nil
 	}
-	opts := spool.Options{MemLimit: p.cfg.MemLimit, MaxSize: p.cfg.MaxSize, Dir: p.cfg.TempDir}
+	opts := spool.Options{MemLimit: p.cfg.MemLimit, MaxSize: p.cfg.MaxSize, Dir: p.cfg.TempDir, SizeHint: max(req.Size, 0)}
 	var body *spool.Body
 	var err error
 	if req.Path != "" {
@@ -331,7 +332,9 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) *scan.Ca
 		switch {
 		case err == nil && (cv.Verdict == scan.Clean || cv.Verdict == scan.Infected):
 			fillFromCache(job, cv)
-			return nil
+			// Saved with the job, so that the store knows the job holds
+			// this verdict (SQLite's cache is the newest such job).
+			return cv
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			// A cache that cannot answer is a miss, not a failure.
 			p.log.LogAttrs(ctx, slog.LevelWarn, "verdict cache lookup failed", slog.String("error", err.Error()))

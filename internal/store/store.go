@@ -41,8 +41,13 @@ type Store interface {
 	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
 	// SaveJob stores a finished job — created if from is
 	// scan.StatusNew, else updated with UpdateJob's compare-and-set —
-	// and, if v is not nil, its cached verdict, in one transaction: both
-	// or neither. It is the pipeline's one write per scan.
+	// and, if v is not nil, caches its verdict, in one transaction: both
+	// or neither. It is the pipeline's one write per scan, and the only
+	// way a verdict enters the cache. v must be the job's own verdict
+	// (same SHA-256 and verdict, clean or infected, job done): the one
+	// its engines made, or, for a job answered from the cache
+	// (job.Cached), the one it was answered with, so that LookupVerdict
+	// keeps finding it. A v that is not the job's is an error.
 	SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v *scan.CachedVerdict) error
 	// GetJob returns one job or ErrNotFound.
 	GetJob(ctx context.Context, id string) (*scan.Job, error)
@@ -50,12 +55,10 @@ type Store interface {
 	// time), filtered, one page at a time. A bad filter or cursor is
 	// ErrInvalid.
 	ListJobs(ctx context.Context, f JobFilter) (JobPage, error)
-	// LookupVerdict returns the cached verdict for content under a set
-	// of engine versions, or ErrNotFound.
+	// LookupVerdict returns the newest cached verdict for content under
+	// a set of engine versions, or ErrNotFound. Its JobID is a job that
+	// holds the verdict.
 	LookupVerdict(ctx context.Context, sha256, enginesKey string) (*scan.CachedVerdict, error)
-	// PutVerdict stores (or replaces) a cached verdict. Only clean and
-	// infected verdicts are cacheable.
-	PutVerdict(ctx context.Context, v *scan.CachedVerdict) error
 	// AddDelivery puts a notification in the outbox (state pending). A
 	// delivery whose ID is there already is left as it is: adding is
 	// idempotent, so a retried job does not notify twice.

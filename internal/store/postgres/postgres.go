@@ -348,17 +348,9 @@ func (s *Store) LookupVerdict(ctx context.Context, sha256, enginesKey string) (*
 	return &v, nil
 }
 
-// PutVerdict stores or replaces the cached verdict for (SHA256,
-// EnginesKey). Only clean and infected verdicts are cached; anything else
-// is an error. A zero CreatedAt is stored as now.
-func (s *Store) PutVerdict(ctx context.Context, v *scan.CachedVerdict) error {
-	return s.putVerdict(ctx, s.pool, v)
-}
-
+// putVerdict stores or replaces the cached verdict for (SHA256,
+// EnginesKey). A zero CreatedAt is stored as now.
 func (s *Store) putVerdict(ctx context.Context, q querier, v *scan.CachedVerdict) error {
-	if err := jobcodec.CheckCached(v); err != nil {
-		return fmt.Errorf("postgres: put verdict: %w", err)
-	}
 	findings, err := jobcodec.EncodeList(jobcodec.CleanFindings(v.Findings))
 	if err != nil {
 		return fmt.Errorf("postgres: put verdict %s: findings: %w", v.SHA256, err)
@@ -448,10 +440,18 @@ func scanJob(row pgx.Row) (*scan.Job, error) {
 	return &j, nil
 }
 
-// SaveJob stores a finished job (created if from is scan.StatusNew, else
-// updated with the compare-and-set of UpdateJob) and, if v is not nil,
-// its cached verdict, in one transaction: both or neither.
+// SaveJob stores a finished job and caches its verdict; see
+// store.Store. The verdicts table holds one entry per content and
+// engines key, so a job answered from the cache leaves it as it is.
 func (s *Store) SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v *scan.CachedVerdict) error {
+	if v != nil {
+		if err := jobcodec.CheckJobVerdict(job, v); err != nil {
+			return fmt.Errorf("postgres: save job %s: %w", job.ID, err)
+		}
+		if job.Cached {
+			v = nil
+		}
+	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		if from == scan.StatusNew {

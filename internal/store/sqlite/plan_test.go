@@ -37,21 +37,7 @@ func TestListPlans(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q, args := listQuery(tt.f, "", 50)
-			rows, err := s.writeDB.Query("EXPLAIN QUERY PLAN "+q, args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var id, parent, notused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			got := strings.Join(plan, "; ")
+			got := queryPlan(t, s, q, args...)
 			if tt.index != "" && !strings.Contains(got, "INDEX "+tt.index) {
 				t.Errorf("plan %q does not use %s", got, tt.index)
 			}
@@ -63,4 +49,38 @@ func TestListPlans(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLookupPlan: the verdict cache is read through the jobs' sha256
+// index, newest first, without a sort.
+func TestLookupPlan(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "plans.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := queryPlan(t, s, lookupVerdictSQL, strings.Repeat("ab", 32), "k")
+	if !strings.Contains(got, "INDEX jobs_sha256_id") || strings.Contains(got, "TEMP B-TREE") {
+		t.Errorf("plan %q: want jobs_sha256_id in id order", got)
+	}
+}
+
+// queryPlan returns SQLite's plan for q, its steps joined by "; ".
+func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.writeDB.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
 }

@@ -87,7 +87,7 @@ func (s *Store) loadSeen(ctx context.Context) {
 }
 
 func (s *Store) scanSeen(ctx context.Context) error {
-	rows, err := s.reader.QueryContext(ctx, `SELECT DISTINCT sha256 FROM verdicts`)
+	rows, err := s.reader.QueryContext(ctx, `SELECT sha256 FROM jobs WHERE engines_key <> ''`)
 	if err != nil {
 		return err
 	}

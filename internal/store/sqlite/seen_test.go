@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lazaret/lazaret/internal/scan"
+	"github.com/lazaret/lazaret/internal/store/storetest"
 )
 
 func TestSeenFilter(t *testing.T) {
@@ -46,8 +47,10 @@ func TestSeenLoadsOnOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := strings.Repeat("ab", 32)
-	cv := &scan.CachedVerdict{SHA256: sum, EnginesKey: "k", Verdict: scan.Clean, CreatedAt: time.Now()}
-	if err := s.PutVerdict(ctx, cv); err != nil {
+	now := time.Now()
+	job := storetest.NewJob(scan.StatusNew, now)
+	job.SHA256, job.Status, job.Verdict, job.FinishedAt = sum, scan.Done, scan.Clean, &now
+	if err := s.SaveJob(ctx, job, scan.StatusNew, storetest.VerdictOf(job, "k")); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

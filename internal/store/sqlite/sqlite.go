@@ -191,11 +191,19 @@ func (s *Store) Ping(ctx context.Context) error {
 const jobColumns = `id, status, verdict, reason, name, size, sha256, bucket, source,
 	findings, engines, actions, cached, error, attempts, created_at, finished_at`
 
+// lookupVerdictSQL reads the verdict cache: the newest job for the
+// content with a verdict made or answered under these engines, through
+// the sha256 index walked back from the newest entry (normally the first
+// is the one).
+const lookupVerdictSQL = `SELECT sha256, engines_key, verdict, findings, engines, id, finished_at
+	FROM jobs WHERE sha256 = ? AND engines_key = ? AND status = 'done' AND verdict IN ('clean', 'infected')
+	ORDER BY id DESC LIMIT 1`
+
 // statements are the hot queries, prepared once per connection: SQLite
 // spends more time compiling these than running them.
 type statements struct {
-	insertJob, updateJob, jobStatus, putVerdict *sql.Stmt // on the writer
-	getJob, lookupVerdict, getJobStatusReader   *sql.Stmt // on the reader
+	insertJob, updateJob, jobStatus           *sql.Stmt // on the writer
+	getJob, lookupVerdict, getJobStatusReader *sql.Stmt // on the reader
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -204,25 +212,18 @@ func (s *Store) prepare(ctx context.Context) error {
 		db   *sql.DB
 		sql  string
 	}{
-		{&s.stmts.insertJob, s.writeDB, `INSERT INTO jobs (` + jobColumns + `, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		{&s.stmts.insertJob, s.writeDB, `INSERT INTO jobs (` + jobColumns + `, updated_at, engines_key)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`},
 		{&s.stmts.updateJob, s.writeDB, `UPDATE jobs SET
 			status = ?, verdict = ?, reason = ?, name = ?, size = ?, sha256 = ?, bucket = ?, source = ?,
 			findings = ?, engines = ?, actions = ?, cached = ?, error = ?, attempts = ?,
-			finished_at = ?, updated_at = ?
+			finished_at = ?, updated_at = ?, engines_key = ?
 			WHERE id = ? AND status = ?`},
 		{&s.stmts.jobStatus, s.writeDB, `SELECT status FROM jobs WHERE id = ?`},
-		{&s.stmts.putVerdict, s.writeDB, `INSERT INTO verdicts
-			(sha256, engines_key, verdict, findings, engines, job_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (sha256, engines_key) DO UPDATE SET
-			verdict = excluded.verdict, findings = excluded.findings, engines = excluded.engines,
-			job_id = excluded.job_id, created_at = excluded.created_at`},
 		{&s.stmts.getJob, s.reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
 		{&s.stmts.getJobStatusReader, s.reader, `SELECT status FROM jobs WHERE id = ?`},
-		{&s.stmts.lookupVerdict, s.reader, `SELECT sha256, engines_key, verdict, findings, engines, job_id, created_at
-			FROM verdicts WHERE sha256 = ? AND engines_key = ?`},
+		{&s.stmts.lookupVerdict, s.reader, lookupVerdictSQL},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -235,7 +236,7 @@ func (s *Store) prepare(ctx context.Context) error {
 
 func (st *statements) close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{st.insertJob, st.updateJob, st.jobStatus, st.putVerdict, st.getJob, st.lookupVerdict, st.getJobStatusReader} {
+	for _, stmt := range []*sql.Stmt{st.insertJob, st.updateJob, st.jobStatus, st.getJob, st.lookupVerdict, st.getJobStatusReader} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
@@ -245,7 +246,7 @@ func (st *statements) close() error {
 
 // CreateJob inserts a new job; see store.Store.
 func (s *Store) CreateJob(ctx context.Context, job *scan.Job) error {
-	fn, err := s.createJobWrite(job)
+	fn, err := s.createJobWrite(job, "")
 	if err != nil {
 		return err
 	}
@@ -254,7 +255,9 @@ func (s *Store) CreateJob(ctx context.Context, job *scan.Job) error {
 
 // createJobWrite checks and encodes a new job and returns the write that
 // inserts it.
-func (s *Store) createJobWrite(job *scan.Job) (writeFunc, error) {
+// createJobWrite checks and encodes a new job and returns the write that
+// inserts it; enginesKey, if not "", caches the job's verdict.
+func (s *Store) createJobWrite(job *scan.Job, enginesKey string) (writeFunc, error) {
 	if err := jobcodec.CheckNew(job); err != nil {
 		return nil, fmt.Errorf("sqlite: create job: %w", err)
 	}
@@ -266,7 +269,8 @@ func (s *Store) createJobWrite(job *scan.Job) (writeFunc, error) {
 	return func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.StmtContext(ctx, s.stmts.insertJob).ExecContext(ctx,
 			job.ID, r.status, r.verdict, r.reason, job.Name, job.Size, job.SHA256, job.Source.Bucket, r.source,
-			r.findings, r.engines, r.actions, job.Cached, job.Error, job.Attempts, r.createdAt, r.finishedAt, r.updatedAt)
+			r.findings, r.engines, r.actions, job.Cached, job.Error, job.Attempts, r.createdAt, r.finishedAt, r.updatedAt,
+			enginesKey)
 		if err != nil {
 			return fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
 		}
@@ -283,7 +287,7 @@ func (s *Store) createJobWrite(job *scan.Job) (writeFunc, error) {
 // Every field but ID and CreatedAt is replaced; CreatedAt is kept as it was
 // created, so that it stays in step with the ID.
 func (s *Store) UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error {
-	fn, err := s.updateJobWrite(ctx, job, from)
+	fn, err := s.updateJobWrite(ctx, job, from, "")
 	if err != nil {
 		return err
 	}
@@ -291,8 +295,10 @@ func (s *Store) UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) 
 }
 
 // updateJobWrite checks and encodes a job update and returns the write
-// that applies it (the compare-and-set).
-func (s *Store) updateJobWrite(ctx context.Context, job *scan.Job, from scan.Status) (writeFunc, error) {
+// that applies it (the compare-and-set). The row's engines key becomes
+// enginesKey: "" when the update caches no verdict, since the key
+// describes the verdict the row holds now.
+func (s *Store) updateJobWrite(ctx context.Context, job *scan.Job, from scan.Status, enginesKey string) (writeFunc, error) {
 	if job == nil || job.ID == "" {
 		return nil, errors.New("sqlite: update job: job has no id")
 	}
@@ -317,7 +323,7 @@ func (s *Store) updateJobWrite(ctx context.Context, job *scan.Job, from scan.Sta
 		res, err := tx.StmtContext(ctx, s.stmts.updateJob).ExecContext(ctx,
 			r.status, r.verdict, r.reason, job.Name, job.Size, job.SHA256, job.Source.Bucket, r.source,
 			r.findings, r.engines, r.actions, job.Cached, job.Error, job.Attempts,
-			r.finishedAt, r.updatedAt,
+			r.finishedAt, r.updatedAt, enginesKey,
 			job.ID, string(from))
 		if err != nil {
 			return fmt.Errorf("sqlite: update job %s: %w", job.ID, err)
@@ -462,7 +468,7 @@ func (s *Store) LookupVerdict(ctx context.Context, sha256, enginesKey string) (*
 		v                 scan.CachedVerdict
 		verdict           string
 		findings, engines string
-		createdAt         int64
+		createdAt         sql.NullInt64
 	)
 	err := s.stmts.lookupVerdict.QueryRowContext(ctx, sha256, enginesKey).
 		Scan(&v.SHA256, &v.EnginesKey, &verdict, &findings, &engines, &v.JobID, &createdAt)
@@ -473,7 +479,7 @@ func (s *Store) LookupVerdict(ctx context.Context, sha256, enginesKey string) (*
 		return nil, fmt.Errorf("sqlite: lookup verdict %s: %w", sha256, err)
 	}
 	v.Verdict = scan.Verdict(verdict)
-	v.CreatedAt = fromMicros(createdAt)
+	v.CreatedAt = fromMicros(createdAt.Int64)
 	if v.Findings, err = decodeList[scan.Finding](findings); err != nil {
 		return nil, fmt.Errorf("sqlite: lookup verdict %s: findings: %w", sha256, err)
 	}
@@ -481,49 +487,6 @@ func (s *Store) LookupVerdict(ctx context.Context, sha256, enginesKey string) (*
 		return nil, fmt.Errorf("sqlite: lookup verdict %s: engines: %w", sha256, err)
 	}
 	return &v, nil
-}
-
-// PutVerdict stores or replaces the cached verdict for (SHA256,
-// EnginesKey). Only clean and infected verdicts are cached; anything else
-// is an error. A zero CreatedAt is stored as now.
-func (s *Store) PutVerdict(ctx context.Context, v *scan.CachedVerdict) error {
-	fn, err := s.putVerdictWrite(v)
-	if err != nil {
-		return err
-	}
-	if err := s.write(ctx, fn); err != nil {
-		return err
-	}
-	s.seen.add(v.SHA256)
-	return nil
-}
-
-// putVerdictWrite checks and encodes a cached verdict and returns the
-// write that stores it.
-func (s *Store) putVerdictWrite(v *scan.CachedVerdict) (writeFunc, error) {
-	if err := jobcodec.CheckCached(v); err != nil {
-		return nil, fmt.Errorf("sqlite: put verdict: %w", err)
-	}
-	findings, err := encodeList(jobcodec.CleanFindings(v.Findings))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: put verdict %s: findings: %w", v.SHA256, err)
-	}
-	engines, err := encodeList(jobcodec.CleanEngines(v.Engines))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: put verdict %s: engines: %w", v.SHA256, err)
-	}
-	created := v.CreatedAt
-	if created.IsZero() {
-		created = time.Now()
-	}
-	return func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.StmtContext(ctx, s.stmts.putVerdict).ExecContext(ctx,
-			v.SHA256, v.EnginesKey, string(v.Verdict), findings, engines, v.JobID, created.UnixMicro())
-		if err != nil {
-			return fmt.Errorf("sqlite: put verdict %s: %w", v.SHA256, err)
-		}
-		return nil
-	}, nil
 }
 
 // jobRow is a job's columns that need encoding.
@@ -612,32 +575,27 @@ func decodeList[T any](s string) ([]T, error) { return jobcodec.DecodeList[T]([]
 // SaveJob stores a finished job (created if from is scan.StatusNew, else
 // updated with the compare-and-set of UpdateJob) and, if v is not nil,
 // its cached verdict, in one transaction: both or neither.
+// SaveJob stores a finished job and caches its verdict; see store.Store.
+// The cache is the job row itself: its engines key column.
 func (s *Store) SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v *scan.CachedVerdict) error {
-	var jobFn writeFunc
+	key := ""
+	if v != nil {
+		if err := jobcodec.CheckJobVerdict(job, v); err != nil {
+			return fmt.Errorf("sqlite: save job %s: %w", job.ID, err)
+		}
+		key = v.EnginesKey
+	}
+	var fn writeFunc
 	var err error
 	if from == scan.StatusNew {
-		jobFn, err = s.createJobWrite(job)
+		fn, err = s.createJobWrite(job, key)
 	} else {
-		jobFn, err = s.updateJobWrite(ctx, job, from)
+		fn, err = s.updateJobWrite(ctx, job, from, key)
 	}
 	if err != nil {
 		return err
 	}
-	var verdictFn writeFunc
-	if v != nil {
-		if verdictFn, err = s.putVerdictWrite(v); err != nil {
-			return err
-		}
-	}
-	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if err := jobFn(ctx, tx); err != nil {
-			return err
-		}
-		if verdictFn != nil {
-			return verdictFn(ctx, tx)
-		}
-		return nil
-	})
+	err = s.write(ctx, fn)
 	if err == nil && v != nil {
 		s.seen.add(v.SHA256)
 	}

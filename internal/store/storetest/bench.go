@@ -92,13 +92,12 @@ func verdictFixture(b *testing.B, open func(tb testing.TB) store.Store) (s store
 	s = open(b)
 	sha = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 	key = scan.EnginesKey([]scan.EngineVersion{{Name: "clamav", Version: "ClamAV 1.4.6/27480"}})
-	err := s.PutVerdict(context.Background(), &scan.CachedVerdict{
-		SHA256: sha, EnginesKey: key, Verdict: scan.Infected,
-		Findings: []scan.Finding{{Engine: "clamav", Signature: "Eicar-Test-Signature"}},
-		Engines:  []scan.EngineRun{{Name: "clamav", Version: "ClamAV 1.4.6/27480", Verdict: scan.Infected, DurationMS: 3}},
-		JobID:    NewID(time.Now()), CreatedAt: time.Now(),
-	})
-	if err != nil {
+	now := time.Now()
+	job := NewJob(scan.StatusNew, now)
+	job.SHA256, job.Status, job.Verdict, job.FinishedAt = sha, scan.Done, scan.Infected, &now
+	job.Findings = []scan.Finding{{Engine: "clamav", Signature: "Eicar-Test-Signature"}}
+	job.Engines = []scan.EngineRun{{Name: "clamav", Version: "ClamAV 1.4.6/27480", Verdict: scan.Infected, DurationMS: 3}}
+	if err := s.SaveJob(context.Background(), job, scan.StatusNew, VerdictOf(job, key)); err != nil {
 		b.Fatal(err)
 	}
 	return s, sha, key

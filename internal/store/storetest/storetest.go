@@ -17,9 +17,9 @@
 //     cursor it did not make.
 //   - Text from untrusted input is stored whatever it holds: invalid UTF-8
 //     and NUL come back as U+FFFD. An ID, hash or key that is not UTF-8
-//     text is not found (and refused by CreateJob and PutVerdict); as a
+//     text is not found (and refused by CreateJob); as a
 //     ListJobs filter it matches nothing.
-//   - PutVerdict refuses verdicts other than clean and infected.
+//   - SaveJob caches only a job's own clean or infected verdict.
 //   - Close may be called more than once.
 //
 // It is imported only by tests.
@@ -370,10 +370,11 @@ func testJobHostileText(t *testing.T, s store.Store) {
 		}
 	}
 
-	v := &scan.CachedVerdict{SHA256: "aa", EnginesKey: "bb", Verdict: scan.Infected,
-		Findings: []scan.Finding{{Engine: "e", Signature: bad}}, CreatedAt: base}
-	if err := s.PutVerdict(ctx, v); err != nil {
-		t.Fatalf("PutVerdict: %v", err)
+	vj := NewJob(scan.StatusNew, base)
+	vj.SHA256, vj.Status, vj.Verdict, vj.FinishedAt = "aa", scan.Done, scan.Infected, ptr(base)
+	vj.Findings = []scan.Finding{{Engine: "e", Signature: bad}}
+	if err := s.SaveJob(ctx, vj, scan.StatusNew, VerdictOf(vj, "bb")); err != nil {
+		t.Fatalf("SaveJob with a verdict: %v", err)
 	}
 	got, err := s.LookupVerdict(ctx, "aa", "bb")
 	if err != nil {
@@ -860,22 +861,27 @@ func testVerdictCache(t *testing.T, s store.Store) {
 	_, err := s.LookupVerdict(ctx, sha, key1)
 	checkErr(t, "LookupVerdict(empty cache)", err, store.ErrNotFound)
 
-	v1 := &scan.CachedVerdict{
-		SHA256: sha, EnginesKey: key1, Verdict: scan.Infected,
-		Findings:  []scan.Finding{{Engine: "clamav", Signature: "Eicar-Test-Signature"}},
-		Engines:   []scan.EngineRun{{Name: "clamav", Version: "ClamAV 1.4.6/27480", Verdict: scan.Infected, DurationMS: 2}},
-		JobID:     NewID(base),
-		CreatedAt: base.In(time.FixedZone("", 3600)),
+	// save stores a new done job for sha with verdict, at minute m, and
+	// caches its verdict under key.
+	save := func(m int, verdict scan.Verdict, key string, findings []scan.Finding, cached bool) (*scan.Job, *scan.CachedVerdict) {
+		t.Helper()
+		at := base.Add(time.Duration(m) * time.Minute).In(time.FixedZone("", 3600))
+		job := NewJob(scan.StatusNew, at)
+		job.SHA256, job.Status, job.Verdict, job.FinishedAt, job.Cached = sha, scan.Done, verdict, &at, cached
+		job.Findings = findings
+		job.Engines = []scan.EngineRun{{Name: "clamav", Version: "ClamAV 1.4.6/27480", Verdict: verdict, DurationMS: 2}}
+		v := VerdictOf(job, key)
+		if err := s.SaveJob(ctx, job, scan.StatusNew, v); err != nil {
+			t.Fatalf("SaveJob with verdict %s under %s: %v", verdict, key, err)
+		}
+		return job, v
 	}
-	if err := s.PutVerdict(ctx, v1); err != nil {
-		t.Fatalf("PutVerdict: %v", err)
-	}
-	lookup := func(name, sha, key string, want *scan.CachedVerdict) {
+	lookup := func(name, sha, key string, want *scan.CachedVerdict) *scan.CachedVerdict {
 		t.Helper()
 		got, err := s.LookupVerdict(ctx, sha, key)
 		if want == nil {
 			checkErr(t, name, err, store.ErrNotFound)
-			return
+			return nil
 		}
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -894,63 +900,98 @@ func testVerdictCache(t *testing.T, s store.Store) {
 		if got.CreatedAt.Location() != time.UTC {
 			t.Errorf("%s: created_at location: got %v, want UTC", name, got.CreatedAt.Location())
 		}
+		return got
 	}
+	eicar := []scan.Finding{{Engine: "clamav", Signature: "Eicar-Test-Signature"}}
+	_, v1 := save(1, scan.Infected, key1, eicar, false)
 	lookup("hit", sha, key1, v1)
 	lookup("other engines key", sha, key2, nil)
 	lookup("other sha256", "00"+sha[2:], key1, nil)
 
 	// Same content under new signatures: a second entry beside the first.
-	v2 := &scan.CachedVerdict{SHA256: sha, EnginesKey: key2, Verdict: scan.Clean, JobID: NewID(base), CreatedAt: base.Add(time.Minute)}
-	if err := s.PutVerdict(ctx, v2); err != nil {
-		t.Fatalf("PutVerdict(second key): %v", err)
-	}
+	_, v2 := save(2, scan.Clean, key2, nil, false)
 	lookup("second key", sha, key2, v2)
 	lookup("first key kept", sha, key1, v1)
 
-	// Upsert replaces every field.
-	v3 := &scan.CachedVerdict{SHA256: sha, EnginesKey: key1, Verdict: scan.Clean,
-		Engines: []scan.EngineRun{{Name: "clamav", Version: "x", Verdict: scan.Clean}},
-		JobID:   NewID(base), CreatedAt: base.Add(2 * time.Minute)}
-	if err := s.PutVerdict(ctx, v3); err != nil {
-		t.Fatalf("PutVerdict(replace): %v", err)
-	}
+	// A newer verdict under the same key replaces the older.
+	_, v3 := save(3, scan.Clean, key1, nil, false)
 	lookup("replaced", sha, key1, v3)
 
-	// A zero CreatedAt is stored as the time of the put.
-	before := time.Now().Add(-time.Second)
-	v4 := &scan.CachedVerdict{SHA256: "ee" + sha[2:], EnginesKey: key1, Verdict: scan.Clean}
-	if err := s.PutVerdict(ctx, v4); err != nil {
-		t.Fatalf("PutVerdict(zero time): %v", err)
+	// A job answered from the cache keeps the entry: the same verdict,
+	// held by that job or by the one that made it.
+	hit, _ := save(4, scan.Clean, key1, nil, true)
+	got, err := s.LookupVerdict(ctx, sha, key1)
+	if err != nil || got.Verdict != scan.Clean || (got.JobID != v3.JobID && got.JobID != hit.ID) {
+		t.Errorf("after a cache hit: got %+v, %v; want clean from %s or %s", got, err, v3.JobID, hit.ID)
 	}
-	got, err := s.LookupVerdict(ctx, v4.SHA256, key1)
-	if err != nil {
-		t.Fatalf("LookupVerdict: %v", err)
+
+	// A job that caches nothing (an error) does not hide the entry.
+	failed := NewJob(scan.StatusNew, base.Add(5*time.Minute))
+	failed.Status, failed.Verdict, failed.Reason, failed.FinishedAt = scan.Done, scan.Error, scan.ReasonEngineError, ptr(base.Add(5*time.Minute))
+	if err := s.SaveJob(ctx, failed, scan.StatusNew, nil); err != nil {
+		t.Fatalf("SaveJob(error verdict): %v", err)
 	}
-	if got.CreatedAt.Before(before) || got.CreatedAt.After(time.Now().Add(time.Second)) {
-		t.Errorf("created_at of a zero-time put: got %v, want about now", got.CreatedAt)
+	if got, err := s.LookupVerdict(ctx, sha, key1); err != nil || got.Verdict != scan.Clean {
+		t.Errorf("after an error job: got %+v, %v; want the clean entry", got, err)
 	}
+
+	// A stored job that is rescanned caches its new verdict.
+	q := NewJob(scan.Queued, base.Add(6*time.Minute))
+	q.SHA256 = "ee" + sha[2:]
+	mustCreate(t, s, q)
+	q.Status, q.Verdict, q.Findings, q.FinishedAt = scan.Done, scan.Infected, eicar, ptr(base.Add(7*time.Minute))
+	if err := s.SaveJob(ctx, q, scan.Queued, VerdictOf(q, key2)); err != nil {
+		t.Fatalf("SaveJob(update): %v", err)
+	}
+	lookup("cached by an update", q.SHA256, key2, VerdictOf(q, key2))
+}
+
+// VerdictOf returns job's verdict as SaveJob caches it under key: its
+// content, verdict, findings and engines, the job's ID, and its finish
+// time as the time the verdict was made.
+func VerdictOf(job *scan.Job, key string) *scan.CachedVerdict {
+	v := &scan.CachedVerdict{SHA256: job.SHA256, EnginesKey: key, Verdict: job.Verdict,
+		Findings: job.Findings, Engines: job.Engines, JobID: job.ID}
+	if job.FinishedAt != nil {
+		v.CreatedAt = *job.FinishedAt
+	}
+	return v
 }
 
 func testVerdictCacheInvalid(t *testing.T, s store.Store) {
 	key := scan.EnginesKey([]scan.EngineVersion{{Name: "clamav", Version: "1"}})
 	tests := []struct {
-		name string
-		v    *scan.CachedVerdict
+		name    string
+		verdict scan.Verdict
+		edit    func(v *scan.CachedVerdict)
 	}{
-		{"error", &scan.CachedVerdict{SHA256: "aa", EnginesKey: key, Verdict: scan.Error}},
-		{"skipped", &scan.CachedVerdict{SHA256: "aa", EnginesKey: key, Verdict: scan.Skipped}},
-		{"no verdict", &scan.CachedVerdict{SHA256: "aa", EnginesKey: key}},
-		{"no sha256", &scan.CachedVerdict{EnginesKey: key, Verdict: scan.Clean}},
-		{"no engines key", &scan.CachedVerdict{SHA256: "aa", Verdict: scan.Clean}},
+		{"error", scan.Error, nil},
+		{"skipped", scan.Skipped, nil},
+		{"no verdict", "", nil},
+		{"no sha256", scan.Clean, func(v *scan.CachedVerdict) { v.SHA256 = "" }},
+		{"no engines key", scan.Clean, func(v *scan.CachedVerdict) { v.EnginesKey = "" }},
+		{"another sample's", scan.Clean, func(v *scan.CachedVerdict) { v.SHA256 = "bb" }},
+		{"another verdict", scan.Clean, func(v *scan.CachedVerdict) { v.Verdict = scan.Infected }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			if err := s.PutVerdict(ctx, tt.v); err == nil {
-				t.Fatalf("PutVerdict(%+v): got nil error, want one", tt.v)
+			job := NewJob(scan.StatusNew, base)
+			job.SHA256, job.Status, job.Verdict, job.FinishedAt = "aa", scan.Done, tt.verdict, ptr(base)
+			if tt.verdict == scan.Error || tt.verdict == scan.Skipped {
+				job.Reason = scan.ReasonEngineError
 			}
-			_, err := s.LookupVerdict(ctx, tt.v.SHA256, tt.v.EnginesKey)
-			checkErr(t, "LookupVerdict after refused put", err, store.ErrNotFound)
+			v := VerdictOf(job, key)
+			if tt.edit != nil {
+				tt.edit(v)
+			}
+			if err := s.SaveJob(ctx, job, scan.StatusNew, v); err == nil {
+				t.Fatalf("SaveJob(%+v): got nil error, want one", v)
+			}
+			_, err := s.LookupVerdict(ctx, v.SHA256, v.EnginesKey)
+			checkErr(t, "LookupVerdict after a refused save", err, store.ErrNotFound)
+			_, err = s.GetJob(ctx, job.ID)
+			checkErr(t, "GetJob after a refused save", err, store.ErrNotFound)
 		})
 	}
 }
@@ -975,8 +1016,10 @@ func testCanceledContext(t *testing.T, s store.Store) {
 		}},
 		{"ListJobs", func() error { _, err := s.ListJobs(ctx, store.JobFilter{}); return err }},
 		{"LookupVerdict", func() error { _, err := s.LookupVerdict(ctx, "aa", "bb"); return err }},
-		{"PutVerdict", func() error {
-			return s.PutVerdict(ctx, &scan.CachedVerdict{SHA256: "aa", EnginesKey: "bb", Verdict: scan.Clean})
+		{"SaveJob", func() error {
+			j := NewJob(scan.StatusNew, base)
+			j.Status, j.Verdict, j.FinishedAt = scan.Done, scan.Clean, ptr(base)
+			return s.SaveJob(ctx, j, scan.StatusNew, VerdictOf(j, "bb"))
 		}},
 	}
 	for _, c := range calls {

@@ -68,7 +68,7 @@ func CheckVerdict(job *scan.Job) error {
 	return nil
 }
 
-// CheckCached checks a verdict for PutVerdict: only clean and infected are
+// CheckCached checks a verdict to cache: only clean and infected are
 // cached (an error must be retried; a size limit belongs to a
 // configuration, not to content).
 func CheckCached(v *scan.CachedVerdict) error {
@@ -81,6 +81,20 @@ func CheckCached(v *scan.CachedVerdict) error {
 		return errors.New("verdict sha256, engines key and job id must be UTF-8 text")
 	case v.Verdict != scan.Clean && v.Verdict != scan.Infected:
 		return fmt.Errorf("verdict %q of %s is not cacheable: only clean and infected are", v.Verdict, v.SHA256)
+	}
+	return nil
+}
+
+// CheckJobVerdict checks the verdict that SaveJob caches for a job: a
+// cacheable verdict (see CheckCached) that is the job's own, for its
+// content, once it is done.
+func CheckJobVerdict(job *scan.Job, v *scan.CachedVerdict) error {
+	if err := CheckCached(v); err != nil {
+		return err
+	}
+	if job.Status != scan.Done || v.SHA256 != job.SHA256 || v.Verdict != job.Verdict {
+		return fmt.Errorf("cached verdict %s %s is not job %s's (%s %s, %s)",
+			v.SHA256, v.Verdict, job.ID, job.SHA256, job.Verdict, job.Status)
 	}
 	return nil
 }
