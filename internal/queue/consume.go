@@ -10,18 +10,21 @@ import (
 	"time"
 )
 
-// Source is what a driver gives RunConsumer: a way to take deliveries off
-// the broker.
-type Source interface {
+// Source is what a driver gives a consume loop (RunConsumer with D
+// Delivery, RunRawConsumer with D RawDelivery): a way to take deliveries
+// off the broker.
+type Source[D Settler] interface {
 	// Fetch waits a short while (seconds) for up to max deliveries and
 	// calls deliver for each as soon as it arrives, so that a handler
-	// starts at once rather than when the batch is full. It decodes
-	// payloads itself and terminates the malformed ones, delivering only
-	// valid messages. It returns an error wrapping ErrClosed once the
-	// queue is closed, and ctx's error once ctx is done.
-	Fetch(ctx context.Context, max int, deliver func(Delivery)) error
-	// Done is closed when the queue is closed, so that a loop waiting
-	// for a free handler notices.
+	// starts at once rather than when the batch is full. A job driver
+	// decodes payloads itself and terminates the malformed ones,
+	// delivering only valid messages. It returns an error wrapping
+	// ErrClosed once the source is closed, and ctx's error once ctx is
+	// done.
+	Fetch(ctx context.Context, max int, deliver func(D)) error
+	// Done is closed when the source is closed, so that a loop waiting
+	// for a free handler notices. A source that is never closed returns
+	// nil.
 	Done() <-chan struct{}
 }
 
@@ -37,14 +40,60 @@ const (
 	fetchRetryMax = 5 * time.Second
 )
 
-// RunConsumer is the consume loop drivers share; Queue.Consume documents
-// what it does. defaultHeartbeat replaces a zero opts.Heartbeat (drivers
-// pass a third of their ack deadline, or a negative value if they have
-// none). log must not be nil.
-func RunConsumer(ctx context.Context, src Source, h Handler, opts ConsumeOptions, defaultHeartbeat time.Duration, log *slog.Logger) error {
+// RunConsumer is the consume loop job drivers share; Queue.Consume
+// documents what it does. defaultHeartbeat replaces a zero opts.Heartbeat
+// (drivers pass a third of their ack deadline, or a negative value if
+// they have none). log must not be nil.
+func RunConsumer(ctx context.Context, src Source[Delivery], h Handler, opts ConsumeOptions, defaultHeartbeat time.Duration, log *slog.Logger) error {
 	if h == nil {
 		return errors.New("queue: consume: nil handler")
 	}
+	return consume(ctx, src, opts, defaultHeartbeat, log, func(d Delivery) (*tracked, func(context.Context)) {
+		m := d.Message()
+		t := &tracked{d: d, final: m.Final, log: log.With("job_id", m.JobID, "attempt", m.Attempt)}
+		return t, func(ctx context.Context) { h(ctx, jobDelivery{t, m}) }
+	})
+}
+
+// RunRawConsumer is RunConsumer for messages that are not jobs (S3 event
+// notifications): the handler gets each body as the broker delivered it,
+// with the same pool, stops, timeouts, heartbeats and settle-once rules.
+// A raw delivery is never final: one its handler leaves unsettled is
+// Nak'ed.
+func RunRawConsumer(ctx context.Context, src Source[RawDelivery], h RawHandler, opts ConsumeOptions, defaultHeartbeat time.Duration, log *slog.Logger) error {
+	if h == nil {
+		return errors.New("queue: consume: nil handler")
+	}
+	return consume(ctx, src, opts, defaultHeartbeat, log, func(d RawDelivery) (*tracked, func(context.Context)) {
+		t := &tracked{d: d, log: log.With("redelivered", d.Redelivered())}
+		return t, func(ctx context.Context) { h(ctx, rawDelivery{t, d}) }
+	})
+}
+
+// jobDelivery is what a Handler gets: the driver's message, settled
+// through tracked.
+type jobDelivery struct {
+	*tracked
+	m Message
+}
+
+func (d jobDelivery) Message() Message { return d.m }
+
+// rawDelivery is what a RawHandler gets: the driver's body, settled
+// through tracked.
+type rawDelivery struct {
+	*tracked
+	raw RawDelivery
+}
+
+func (d rawDelivery) Body() []byte      { return d.raw.Body() }
+func (d rawDelivery) Redelivered() bool { return d.raw.Redelivered() }
+
+// consume is the loop of RunConsumer and RunRawConsumer. track wraps a
+// driver's delivery for the rules of tracked and returns the call of the
+// handler with it.
+func consume[D Settler](ctx context.Context, src Source[D], opts ConsumeOptions, defaultHeartbeat time.Duration, log *slog.Logger,
+	track func(D) (*tracked, func(context.Context))) error {
 	n := opts.Concurrency
 	if n <= 0 {
 		n = 1
@@ -96,7 +145,7 @@ fetching:
 		}
 
 		got := 0
-		err := src.Fetch(ctx, free, func(d Delivery) {
+		err := src.Fetch(ctx, free, func(d D) {
 			if got == free {
 				// A driver bug; hand the surplus back rather than lose it.
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
@@ -105,11 +154,12 @@ fetching:
 				return
 			}
 			got++
+			t, call := track(d)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { slots <- struct{}{} }()
-				handle(hardCtx, d, h, opts.HandlerTimeout, hb, log)
+				handle(hardCtx, t, call, opts.HandlerTimeout, hb)
 			}()
 		})
 		for range free - got {
@@ -164,13 +214,9 @@ fetching:
 	return stopErr
 }
 
-// handle runs one delivery: heartbeats while the handler runs, then the
-// settlement the handler left out.
-func handle(hardCtx context.Context, d Delivery, h Handler, timeout, hb time.Duration, log *slog.Logger) {
-	msg := d.Message()
-	log = log.With("job_id", msg.JobID, "attempt", msg.Attempt)
-	t := &tracked{d: d, msg: msg, log: log}
-
+// handle runs one delivery: heartbeats while the handler (call) runs,
+// then the settlement the handler left out.
+func handle(hardCtx context.Context, t *tracked, call func(context.Context), timeout, hb time.Duration) {
 	hctx := hardCtx
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -183,13 +229,13 @@ func handle(hardCtx context.Context, d Delivery, h Handler, timeout, hb time.Dur
 	if hb > 0 {
 		go func() {
 			defer close(hbDone)
-			heartbeat(hbCtx, t, hb, log)
+			heartbeat(hbCtx, t, hb)
 		}()
 	} else {
 		close(hbDone)
 	}
 
-	panicked := run(hctx, t, h, log)
+	panicked := run(hctx, call, t.log)
 	stopHB()
 	<-hbDone
 
@@ -197,40 +243,41 @@ func handle(hardCtx context.Context, d Delivery, h Handler, timeout, hb time.Dur
 		return
 	}
 	// Settle on the handler's behalf, even after a hard stop: a Nak
-	// hands the job to another worker now rather than after the ack
-	// deadline.
+	// hands the message to another consumer now rather than after the
+	// ack deadline.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(hardCtx), settleTimeout)
 	defer cancel()
 	var err error
-	if msg.Final {
+	if t.final {
 		err = t.Term(sctx, "final delivery left unsettled by its handler")
 	} else {
 		if !panicked {
-			log.Warn("handler returned without settling; redelivering")
+			t.log.Warn("handler returned without settling; redelivering")
 		}
 		err = t.Nak(sctx, 0)
 	}
 	if err != nil && !errors.Is(err, ErrSettled) {
-		log.Warn("settle after handler failed; the ack deadline will redeliver", "err", err)
+		t.log.Warn("settle after handler failed; the ack deadline will redeliver", "err", err)
 	}
 }
 
 // run calls the handler, turning a panic into a log line so that one bad
-// job cannot take the worker down. It reports whether h panicked.
-func run(ctx context.Context, d Delivery, h Handler, log *slog.Logger) (panicked bool) {
+// message cannot take the consumer down. It reports whether the handler
+// panicked.
+func run(ctx context.Context, call func(context.Context), log *slog.Logger) (panicked bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			panicked = true
 			log.Error("handler panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 	}()
-	h(ctx, d)
+	call(ctx)
 	return false
 }
 
 // heartbeat calls InProgress every interval until ctx is done or the
 // delivery is settled.
-func heartbeat(ctx context.Context, d *tracked, interval time.Duration, log *slog.Logger) {
+func heartbeat(ctx context.Context, t *tracked, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -239,7 +286,7 @@ func heartbeat(ctx context.Context, d *tracked, interval time.Duration, log *slo
 			return
 		case <-tick.C:
 		}
-		err := d.InProgress(ctx)
+		err := t.InProgress(ctx)
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrSettled):
@@ -248,7 +295,7 @@ func heartbeat(ctx context.Context, d *tracked, interval time.Duration, log *slo
 			return
 		default:
 			// A missed beat is not fatal: the deadline allows for a few.
-			log.Warn("heartbeat failed", "err", err)
+			t.log.Warn("heartbeat failed", "err", err)
 		}
 	}
 }
@@ -257,17 +304,15 @@ func heartbeat(ctx context.Context, d *tracked, interval time.Duration, log *slo
 // one settlement, Nak on a final delivery becomes Term, terminations are
 // logged.
 type tracked struct {
-	d   Delivery
-	msg Message
-	log *slog.Logger
+	d     Settler
+	final bool
+	log   *slog.Logger
 
 	// mu serialises the driver calls, so that a heartbeat never races an
 	// Ack on the same message.
 	mu      sync.Mutex
 	settled bool
 }
-
-func (t *tracked) Message() Message { return t.msg }
 
 func (t *tracked) isSettled() bool {
 	t.mu.Lock()
@@ -296,7 +341,7 @@ func (t *tracked) Ack(ctx context.Context) error {
 }
 
 func (t *tracked) Nak(ctx context.Context, delay time.Duration) error {
-	if t.msg.Final {
+	if t.final {
 		return t.Term(ctx, "nak on the final delivery")
 	}
 	return t.settle(func() error { return t.d.Nak(ctx, delay) })
@@ -307,7 +352,7 @@ func (t *tracked) Term(ctx context.Context, reason string) error {
 		if err := t.d.Term(ctx, reason); err != nil {
 			return err
 		}
-		t.log.Warn("message terminated", "reason", reason, "final", t.msg.Final)
+		t.log.Warn("message terminated", "reason", reason, "final", t.final)
 		return nil
 	})
 }

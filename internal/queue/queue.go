@@ -25,9 +25,12 @@
 // presumed dead finishes after all). Handlers make that harmless with the
 // store's compare-and-set (store.Store.UpdateJob).
 //
-// Drivers: natsq (NATS JetStream, embedded or external). Each driver
-// decodes payloads with DecodeMessage and runs its consume loop with
-// RunConsumer, so the semantics above live in one place.
+// Drivers: natsq (NATS JetStream, embedded or external) and amqpq
+// (RabbitMQ). Each driver decodes payloads with DecodeMessage and runs its
+// consume loop with RunConsumer, so the semantics above live in one place.
+// Consumers of messages that are not jobs (the bucket intakes' S3 events)
+// get the same loop — handler pool, soft and hard stop, heartbeats,
+// settle-once — from RunRawConsumer.
 package queue
 
 import (
@@ -99,22 +102,51 @@ type Message struct {
 // final. A handler must return soon after its context is cancelled.
 type Handler func(ctx context.Context, d Delivery)
 
-// Delivery is one delivery of a message to a handler. Its methods are
+// Delivery is one delivery of a job message to a handler. Its methods are
 // safe to call from several goroutines; the first settlement (Ack, Nak or
-// Term) wins and later ones return ErrSettled.
+// Term) wins and later ones return ErrSettled. Ack it after the job's
+// result is stored. A Nak without a delay waits the queue's configured
+// backoff for this attempt; on a final delivery Nak terminates the
+// message instead.
 type Delivery interface {
 	// Message returns the message, with Attempt and Final.
 	Message() Message
-	// Ack removes the message from the queue. Call it after the job's
-	// result is stored. It waits for the broker's confirmation where the
-	// broker gives one: an error means the message may come again.
+	Settler
+}
+
+// RawHandler handles one delivery of a message that is not a job. It
+// settles the delivery as a Handler does; one it leaves unsettled (or that
+// panics) is Nak'ed.
+type RawHandler func(ctx context.Context, d RawDelivery)
+
+// RawDelivery is one delivery of a message that is not a job (an S3 event
+// notification) to a RawHandler, which decodes the body itself. It is
+// settled once, like a Delivery, and is never final: the broker keeps
+// redelivering what is not acknowledged or terminated.
+type RawDelivery interface {
+	// Body returns the message as it was published.
+	Body() []byte
+	// Redelivered reports whether the broker delivered the message
+	// before without it being acknowledged (a crash, a lost connection,
+	// a Nak).
+	Redelivered() bool
+	Settler
+}
+
+// Settler settles one delivery: what Delivery and RawDelivery share, and
+// what the consume loop calls by itself (heartbeats, the settlement a
+// handler left out).
+type Settler interface {
+	// Ack removes the message from the queue. It waits for the broker's
+	// confirmation where the broker gives one: an error means the message
+	// may come again.
 	Ack(ctx context.Context) error
-	// Nak asks for redelivery after delay; delay <= 0 means the queue's
-	// configured backoff for this attempt. On a final delivery Nak
-	// terminates the message instead.
+	// Nak asks for redelivery after delay; delay <= 0 means the
+	// source's default.
 	Nak(ctx context.Context, delay time.Duration) error
-	// Term drops the message: it is never delivered again. The reason is
-	// logged (and given to the broker where it keeps one).
+	// Term drops the message: it is never delivered again (a broker
+	// with a dead-letter queue moves it there). The reason is logged (and
+	// given to the broker where it keeps one).
 	Term(ctx context.Context, reason string) error
 	// InProgress pushes the ack deadline back, for handlers that run
 	// longer than it. Consume does this by itself (see

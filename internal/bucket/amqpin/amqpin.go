@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -47,8 +46,19 @@ type Config struct {
 // DeadLetterSuffix names the dead-letter queue: Queue + suffix.
 const DeadLetterSuffix = ".dead"
 
+// Reconnect delays: doubling from the first to the last while RabbitMQ
+// cannot be reached.
+const (
+	reconnectMin = 100 * time.Millisecond
+	reconnectMax = 10 * time.Second
+)
+
 // Run consumes until ctx ends. It returns nil then; configuration errors
-// are returned at once, broker outages are retried.
+// are returned at once, broker outages are retried. Handlers run with
+// queue.RunRawConsumer; when ctx ends, running handlers get
+// queue.DefaultSoftStop to finish their scans before their context is
+// cancelled too, and the connection closes only after they have returned,
+// so that their acknowledgements reach RabbitMQ.
 func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -61,116 +71,182 @@ func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
 	}
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	cfg.Prefetch = max(cfg.Prefetch, 2*cfg.Concurrency)
-	backoff := 100 * time.Millisecond
-	for {
-		err := consume(ctx, cfg, h, log)
-		if ctx.Err() != nil {
-			return nil
-		}
-		log.LogAttrs(ctx, slog.LevelWarn, "event consumer disconnected; reconnecting",
-			slog.String("url", redact(cfg.URL)), slog.String("error", err.Error()), slog.Duration("in", backoff))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
+	src := &source{cfg: cfg, log: log, backoff: reconnectMin}
+	defer src.close()
+	// RabbitMQ has no ack deadline to push back: no heartbeats.
+	err := queue.RunRawConsumer(ctx, src, bucket.RawHandler(h, log), queue.ConsumeOptions{Concurrency: cfg.Concurrency}, -1, log)
+	if err != nil {
+		return fmt.Errorf("amqpin: %w", err)
 	}
+	return nil
 }
 
-// consume runs one connection's life.
-func consume(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
+// source is the queue.Source of Run: a consumer on one connection, opened
+// by Fetch, and opened again after the connection is lost. Only the
+// consume loop calls Fetch, one call at a time, and close after it.
+type source struct {
+	cfg     Config
+	log     *slog.Logger
+	backoff time.Duration // before the next reconnection
+
+	conn       *amqp.Connection // nil when not connected
+	closed     <-chan *amqp.Error
+	deliveries <-chan amqp.Delivery
+}
+
+var _ queue.Source[queue.RawDelivery] = (*source)(nil)
+
+// Fetch implements queue.Source: it waits for a first message, or for the
+// connection to be lost, and then takes what has already arrived, up to n.
+func (s *source) Fetch(ctx context.Context, n int, deliver func(queue.RawDelivery)) error {
+	if s.conn == nil {
+		if err := s.connect(ctx); err != nil {
+			return s.pause(ctx, err)
+		}
+	}
+	for got := range n {
+		var d amqp.Delivery
+		ok := true
+		if got == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case err := <-s.closed:
+				if err == nil {
+					return s.pause(ctx, errors.New("amqpin: connection closed"))
+				}
+				return s.pause(ctx, fmt.Errorf("amqpin: connection closed: %w", err))
+			case d, ok = <-s.deliveries:
+			}
+		} else {
+			select {
+			case d, ok = <-s.deliveries:
+			default:
+				return nil
+			}
+		}
+		if !ok {
+			return s.pause(ctx, errors.New("amqpin: delivery channel closed"))
+		}
+		deliver(delivery{d})
+	}
+	return nil
+}
+
+// Done implements queue.Source: the source is never closed under the
+// consume loop.
+func (s *source) Done() <-chan struct{} { return nil }
+
+// connect opens the connection and the consumer.
+func (s *source) connect(ctx context.Context) error {
+	cfg := s.cfg
 	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{Heartbeat: 10 * time.Second, Properties: amqp.Table{"connection_name": "lazaret-events"}})
 	if err != nil {
 		return fmt.Errorf("amqpin: dial %s: %w", redact(cfg.URL), err)
 	}
-	defer conn.Close()
-	ch, err := declare(conn, cfg)
+	deliveries, err := consume(ctx, conn, cfg)
 	if err != nil {
+		conn.Close()
 		return err
 	}
+	s.conn, s.deliveries = conn, deliveries
+	s.closed = conn.NotifyClose(make(chan *amqp.Error, 1))
+	s.backoff = reconnectMin
+	s.log.LogAttrs(ctx, slog.LevelInfo, "consuming S3 events", slog.String("queue", cfg.Queue),
+		slog.Int("concurrency", cfg.Concurrency))
+	return nil
+}
+
+// consume declares the queue and starts consuming it on a new channel.
+func consume(ctx context.Context, conn *amqp.Connection, cfg Config) (<-chan amqp.Delivery, error) {
+	ch, err := declare(conn, cfg)
+	if err != nil {
+		return nil, err
+	}
 	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
-		return fmt.Errorf("amqpin: qos: %w", err)
+		return nil, fmt.Errorf("amqpin: qos: %w", err)
 	}
 	deliveries, err := ch.ConsumeWithContext(ctx, cfg.Queue, "lazaret-events", false, false, false, false, nil)
 	if err != nil {
-		return fmt.Errorf("amqpin: consume %s: %w", cfg.Queue, err)
+		return nil, fmt.Errorf("amqpin: consume %s: %w", cfg.Queue, err)
 	}
-	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	log.LogAttrs(ctx, slog.LevelInfo, "consuming S3 events", slog.String("queue", cfg.Queue),
-		slog.Int("concurrency", cfg.Concurrency))
-	// Handlers finish what they hold before the connection closes (the
-	// deferred Close), so that their acknowledgements reach RabbitMQ.
-	// When ctx ends, running handlers get queue.DefaultSoftStop to
-	// finish their scans before their context is cancelled too.
-	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(queue.DefaultSoftStop, hcancel)
-		context.AfterFunc(hctx, func() { t.Stop() })
-	})
-	defer stop()
-	defer hcancel()
-	work := make(chan amqp.Delivery)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(work)
-	for range cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for d := range work {
-				handle(hctx, d, h, log)
-			}
-		}()
+	return deliveries, nil
+}
+
+// pause drops the connection after err, logs, and waits before the next
+// Fetch connects again. It returns nil, or ctx's error once ctx is done:
+// then the connection stays open until close, for the handlers' acks (the
+// consumer is cancelled with ctx, which closes its delivery channel).
+func (s *source) pause(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-closed:
-			if err == nil {
-				return errors.New("amqpin: connection closed")
-			}
-			return fmt.Errorf("amqpin: connection closed: %w", err)
-		case d, ok := <-deliveries:
-			if !ok {
-				return errors.New("amqpin: delivery channel closed")
-			}
-			select {
-			case work <- d:
-			case <-ctx.Done():
-				// Not taken: unacknowledged, RabbitMQ delivers it again.
-				return nil
-			}
-		}
+	s.close()
+	s.log.LogAttrs(ctx, slog.LevelWarn, "event consumer disconnected; reconnecting",
+		slog.String("url", redact(s.cfg.URL)), slog.String("error", err.Error()), slog.Duration("in", s.backoff))
+	t := time.NewTimer(s.backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	s.backoff = min(2*s.backoff, reconnectMax)
+	return nil
+}
+
+// close closes the connection: RabbitMQ requeues the messages it sent
+// and no handler acknowledged.
+func (s *source) close() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
 	}
 }
 
-// handle acknowledges a message only once its jobs are queued.
-func handle(ctx context.Context, d amqp.Delivery, h Handler, log *slog.Logger) {
-	out, err := h.HandleDelivery(ctx, d.Body, d.Redelivered)
-	switch {
-	case err == nil:
-		if err := d.Ack(false); err != nil {
-			log.LogAttrs(ctx, slog.LevelWarn, "ack failed; the event may come again", slog.String("error", err.Error()))
-		}
-		log.LogAttrs(ctx, slog.LevelDebug, "events handled", slog.Int("queued", out.Queued),
-			slog.Int("scanned", out.Scanned), slog.Int("duplicates", out.Duplicates), slog.Int("ignored", out.Ignored))
-	case errors.Is(err, bucket.ErrMalformed):
-		// Never handleable: to the dead-letter queue, not back.
-		log.LogAttrs(ctx, slog.LevelWarn, "malformed event dead-lettered", slog.String("error", err.Error()))
-		d.Reject(false)
-	default:
-		// The store or the job queue failed: let RabbitMQ deliver it
-		// again, after a pause so that an outage is not a hot loop.
-		log.LogAttrs(ctx, slog.LevelWarn, "event will be retried", slog.String("error", err.Error()))
+// delivery is one RabbitMQ message as a queue.RawDelivery.
+type delivery struct{ d amqp.Delivery }
+
+func (d delivery) Body() []byte      { return d.d.Body }
+func (d delivery) Redelivered() bool { return d.d.Redelivered }
+
+// Ack acknowledges the message. RabbitMQ does not confirm acks: nil means
+// the ack was sent on a live channel.
+func (d delivery) Ack(context.Context) error {
+	if err := d.d.Ack(false); err != nil {
+		return fmt.Errorf("amqpin: ack: %w", err)
+	}
+	return nil
+}
+
+// Nak requeues the message. RabbitMQ cannot requeue with a delay, so Nak
+// holds the message for delay first (or until ctx ends).
+func (d delivery) Nak(ctx context.Context, delay time.Duration) error {
+	if delay > 0 {
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-t.C:
 		}
-		d.Nack(false, true)
+		t.Stop()
 	}
+	if err := d.d.Nack(false, true); err != nil {
+		return fmt.Errorf("amqpin: nak: %w", err)
+	}
+	return nil
 }
+
+// Term rejects the message without requeueing it: to the dead-letter
+// queue, where the queue has one (see declare).
+func (d delivery) Term(context.Context, string) error {
+	if err := d.d.Reject(false); err != nil {
+		return fmt.Errorf("amqpin: term: %w", err)
+	}
+	return nil
+}
+
+// InProgress does nothing: RabbitMQ has no ack deadline to push back.
+func (d delivery) InProgress(context.Context) error { return nil }
 
 // declare makes sure the queue exists and is bound. A queue that exists
 // already (bucket-av-scanner's init script made it) is used as it is, so

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/lazaret/lazaret/internal/bucket"
 	"github.com/lazaret/lazaret/internal/queue"
+	"github.com/lazaret/lazaret/internal/queue/natsq"
 )
 
 // Handler takes one notification body, and whether JetStream delivered
@@ -51,7 +51,8 @@ type Config struct {
 const DefaultAckWait = time.Minute
 
 // Run consumes until ctx ends; it returns nil then. The NATS client
-// reconnects by itself when the server goes away.
+// reconnects by itself when the server goes away. Messages are fetched
+// only when a handler is free, with queue.RunRawConsumer.
 func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -92,68 +93,17 @@ func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
 		}
 	}
 	cfg.Concurrency = max(cfg.Concurrency, 1)
-	// When ctx ends, running handlers get queue.DefaultSoftStop to
-	// finish their scans before their context is cancelled too.
-	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer hcancel()
-	sem := make(chan struct{}, cfg.Concurrency)
-	var wg sync.WaitGroup
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		// The library calls this for one message at a time: blocking
-		// here while every handler is busy is the backpressure.
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			handle(hctx, msg, h, cfg.AckWait, log)
-		}()
-	}, jetstream.PullMaxMessages(2*cfg.Concurrency))
-	if err != nil {
-		return fmt.Errorf("natsin: consume: %w", err)
-	}
 	log.LogAttrs(ctx, slog.LevelInfo, "consuming S3 events", slog.String("stream", cfg.Stream), slog.String("subject", cfg.Subject),
 		slog.Int("concurrency", cfg.Concurrency))
-	<-ctx.Done()
-	t := time.AfterFunc(queue.DefaultSoftStop, hcancel)
-	defer t.Stop()
-	cc.Drain()
-	<-cc.Closed() // every buffered message handed to a handler
-	wg.Wait()
+	// Handlers tell JetStream they are still at work every third of
+	// AckWait; when ctx ends, running handlers get queue.DefaultSoftStop
+	// to finish their scans before their context is cancelled too.
+	err = queue.RunRawConsumer(ctx, natsq.NewRawSource(nc, cons), bucket.RawHandler(h, log),
+		queue.ConsumeOptions{Concurrency: cfg.Concurrency}, cfg.AckWait/3, log)
+	if err != nil {
+		return fmt.Errorf("natsin: %w", err)
+	}
 	return nil
-}
-
-// handle acknowledges a message only once its jobs are queued or done,
-// telling JetStream it is still at work while a scan runs.
-func handle(ctx context.Context, msg jetstream.Msg, h Handler, ackWait time.Duration, log *slog.Logger) {
-	redelivered := false
-	if md, err := msg.Metadata(); err == nil {
-		redelivered = md.NumDelivered > 1
-	}
-	beat := time.NewTicker(ackWait / 3)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-beat.C:
-				msg.InProgress()
-			}
-		}
-	}()
-	_, err := h.HandleDelivery(ctx, msg.Data(), redelivered)
-	beat.Stop()
-	close(done)
-	switch {
-	case err == nil:
-		msg.Ack()
-	case errors.Is(err, bucket.ErrMalformed):
-		log.LogAttrs(ctx, slog.LevelWarn, "malformed event terminated", slog.String("error", err.Error()))
-		msg.Term()
-	default:
-		log.LogAttrs(ctx, slog.LevelWarn, "event will be retried", slog.String("error", err.Error()))
-		msg.NakWithDelay(time.Second)
-	}
 }
 
 func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, error) {

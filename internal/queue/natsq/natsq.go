@@ -14,6 +14,9 @@
 // consumer's own JetStream BackOff is left unset on purpose: JetStream uses
 // BackOff[n] as the ack deadline of delivery n+1, which would cut the
 // deadline of a first attempt to the first (short) backoff step.
+//
+// RawSource fetches the messages of another JetStream consumer the same
+// way, for consumers of messages that are not jobs.
 package natsq
 
 import (
@@ -434,7 +437,15 @@ func (q *Queue) Close() error {
 
 // mapErr makes errors of a closed queue wrap queue.ErrClosed.
 func (q *Queue) mapErr(err error) error {
-	if q.closed.Load() || errors.Is(err, nats.ErrConnectionClosed) {
+	if q.closed.Load() {
+		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
+	}
+	return mapClosed(err)
+}
+
+// mapClosed makes the errors of a closed connection wrap queue.ErrClosed.
+func mapClosed(err error) error {
+	if errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
 	}
 	return err
@@ -449,34 +460,93 @@ func (s source) Fetch(ctx context.Context, n int, deliver func(queue.Delivery)) 
 	if q.closed.Load() {
 		return fmt.Errorf("natsq: fetch: %w", queue.ErrClosed)
 	}
+	p := puller{nc: q.nc, cons: q.cons, wait: q.cfg.FetchWait, done: q.done}
+	err := p.pull(ctx, n, func(msg jetstream.Msg) {
+		if d, ok := q.delivery(msg); ok {
+			deliver(d)
+		}
+	})
+	switch {
+	case q.closed.Load():
+		return fmt.Errorf("natsq: fetch: %w", queue.ErrClosed)
+	case err == nil, err == ctx.Err():
+		return err
+	default:
+		return fmt.Errorf("natsq: fetch: %w", q.mapErr(err))
+	}
+}
+
+func (s source) Done() <-chan struct{} { return s.q.done }
+
+// RawSource is a queue.Source of the messages of any JetStream pull
+// consumer, for queue.RunRawConsumer: consumers of messages that are not
+// jobs (the bucket intake's S3 events) fetch them the way the job queue
+// does. A Nak without a delay redelivers at once.
+type RawSource struct{ p puller }
+
+var _ queue.Source[queue.RawDelivery] = (*RawSource)(nil)
+
+// NewRawSource returns the source of cons's messages on nc; a pull waits
+// up to DefaultFetchWait.
+func NewRawSource(nc *nats.Conn, cons jetstream.Consumer) *RawSource {
+	return &RawSource{puller{nc: nc, cons: cons, wait: DefaultFetchWait}}
+}
+
+// Fetch implements queue.Source.
+func (s *RawSource) Fetch(ctx context.Context, n int, deliver func(queue.RawDelivery)) error {
+	err := s.p.pull(ctx, n, func(msg jetstream.Msg) { deliver(newRawDelivery(msg, mapClosed)) })
+	if err == nil || err == ctx.Err() {
+		return err
+	}
+	return fmt.Errorf("natsq: fetch: %w", mapClosed(err))
+}
+
+// Done implements queue.Source: a RawSource ends with its connection,
+// which Fetch reports.
+func (s *RawSource) Done() <-chan struct{} { return nil }
+
+// puller takes messages off a JetStream pull consumer, one pull request
+// at a time.
+type puller struct {
+	nc   *nats.Conn
+	cons jetstream.Consumer
+	// wait is how long one pull request waits for messages.
+	wait time.Duration
+	// done, when closed, ends a running pull (the queue is closing);
+	// nil for never.
+	done <-chan struct{}
+}
+
+// pull asks for up to n messages and calls deliver with each as it
+// arrives. It returns nil when the pull expired, ctx's error (as it is)
+// once ctx is done, and the client's error otherwise.
+func (p puller) pull(ctx context.Context, n int, deliver func(jetstream.Msg)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	// The pull request expires on the server a little before fctx (the
 	// client library keeps a margin), so the server never delivers into
 	// a request the client has stopped reading.
-	fctx, cancel := context.WithTimeout(ctx, q.cfg.FetchWait)
+	fctx, cancel := context.WithTimeout(ctx, p.wait)
 	defer cancel()
-	go func() {
-		select {
-		case <-q.done:
-			cancel()
-		case <-fctx.Done():
-		}
-	}()
-	batch, err := q.cons.Fetch(n, jetstream.FetchContext(fctx))
+	if p.done != nil {
+		go func() {
+			select {
+			case <-p.done:
+				cancel()
+			case <-fctx.Done():
+			}
+		}()
+	}
+	batch, err := p.cons.Fetch(n, jetstream.FetchContext(fctx))
 	if err != nil {
-		return fmt.Errorf("natsq: fetch: %w", q.mapErr(err))
+		return err
 	}
 	for msg := range batch.Messages() {
-		if d, ok := q.delivery(msg); ok {
-			deliver(d)
-		}
+		deliver(msg)
 	}
 	err = batch.Error()
 	switch {
-	case q.closed.Load():
-		return fmt.Errorf("natsq: fetch: %w", queue.ErrClosed)
 	case err == nil, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		// A pull that expired with nothing (or less than n) to deliver.
 		return nil
@@ -486,14 +556,12 @@ func (s source) Fetch(ctx context.Context, n int, deliver func(queue.Delivery)) 
 		// server reads that, it may deliver a new message into the dead
 		// pull, where it would sit until its ack deadline. A round trip
 		// makes sure it has read it before Consume returns.
-		q.nc.FlushTimeout(time.Second)
+		p.nc.FlushTimeout(time.Second)
 		return ctx.Err()
 	default:
-		return fmt.Errorf("natsq: fetch: %w", q.mapErr(err))
+		return err
 	}
 }
-
-func (s source) Done() <-chan struct{} { return s.q.done }
 
 // delivery decodes msg, or terminates it when it is not a job message
 // (redelivering it could only fail again).
@@ -505,7 +573,7 @@ func (q *Queue) delivery(msg jetstream.Msg) (queue.Delivery, bool) {
 		if err == nil {
 			m.Attempt = int(meta.NumDelivered)
 			m.Final = m.Attempt >= q.maxDeliver
-			return &delivery{q: q, msg: msg, m: m}, true
+			return &delivery{rawDelivery: newRawDelivery(msg, q.mapErr), q: q, m: m}, true
 		}
 	}
 	attrs := []any{"err", err, "subject", msg.Subject(), "size", len(msg.Data())}
@@ -520,20 +588,45 @@ func (q *Queue) delivery(msg jetstream.Msg) (queue.Delivery, bool) {
 	return nil, false
 }
 
-// delivery is one JetStream message as a queue.Delivery.
+// delivery is one JetStream job message as a queue.Delivery: the raw
+// delivery, its decoded message, and the queue's backoff for a Nak
+// without a delay.
 type delivery struct {
-	q   *Queue
-	msg jetstream.Msg
-	m   queue.Message
+	*rawDelivery
+	q *Queue
+	m queue.Message
 }
 
 func (d *delivery) Message() queue.Message { return d.m }
 
+func (d *delivery) Nak(ctx context.Context, delay time.Duration) error {
+	if delay <= 0 {
+		delay = d.q.cfg.Delay(d.m.Attempt)
+	}
+	return d.rawDelivery.Nak(ctx, delay)
+}
+
+// rawDelivery is one JetStream message as a queue.RawDelivery.
+type rawDelivery struct {
+	msg         jetstream.Msg
+	redelivered bool
+	// mapErr marks the errors of a closed queue or connection.
+	mapErr func(error) error
+}
+
+func newRawDelivery(msg jetstream.Msg, mapErr func(error) error) *rawDelivery {
+	md, err := msg.Metadata()
+	return &rawDelivery{msg: msg, redelivered: err == nil && md.NumDelivered > 1, mapErr: mapErr}
+}
+
+func (d *rawDelivery) Body() []byte      { return d.msg.Data() }
+func (d *rawDelivery) Redelivered() bool { return d.redelivered }
+
 // Ack waits for the server's confirmation (a double ack), so that "ack
-// returned nil" means the job will not run again.
-func (d *delivery) Ack(ctx context.Context) error {
+// returned nil" means the message will not come again.
+func (d *rawDelivery) Ack(ctx context.Context) error {
 	if err := d.msg.DoubleAck(ctx); err != nil {
-		return fmt.Errorf("natsq: ack: %w", d.q.mapErr(err))
+		return fmt.Errorf("natsq: ack: %w", d.mapErr(err))
 	}
 	return nil
 }
@@ -542,12 +635,9 @@ func (d *delivery) Ack(ctx context.Context) error {
 // the server sends no confirmation to wait for. Should one be lost, the
 // ack deadline still redelivers.
 
-func (d *delivery) Nak(ctx context.Context, delay time.Duration) error {
+func (d *rawDelivery) Nak(ctx context.Context, delay time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("natsq: nak: %w", err)
-	}
-	if delay <= 0 {
-		delay = d.q.cfg.Delay(d.m.Attempt)
 	}
 	var err error
 	if delay > 0 {
@@ -556,30 +646,30 @@ func (d *delivery) Nak(ctx context.Context, delay time.Duration) error {
 		err = d.msg.Nak()
 	}
 	if err != nil {
-		return fmt.Errorf("natsq: nak: %w", d.q.mapErr(err))
+		return fmt.Errorf("natsq: nak: %w", d.mapErr(err))
 	}
 	return nil
 }
 
-// Term terminates the message. The reason is logged by the caller
-// (queue.RunConsumer), not sent: servers before 2.10.4 ignore a Term that
-// carries a reason, and Debian ships 2.9.
-func (d *delivery) Term(ctx context.Context, _ string) error {
+// Term terminates the message. The reason is logged by the consume loop
+// (queue.RunConsumer, queue.RunRawConsumer), not sent: servers before
+// 2.10.4 ignore a Term that carries a reason, and Debian ships 2.9.
+func (d *rawDelivery) Term(ctx context.Context, _ string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("natsq: term: %w", err)
 	}
 	if err := d.msg.Term(); err != nil {
-		return fmt.Errorf("natsq: term: %w", d.q.mapErr(err))
+		return fmt.Errorf("natsq: term: %w", d.mapErr(err))
 	}
 	return nil
 }
 
-func (d *delivery) InProgress(ctx context.Context) error {
+func (d *rawDelivery) InProgress(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("natsq: in progress: %w", err)
 	}
 	if err := d.msg.InProgress(); err != nil {
-		return fmt.Errorf("natsq: in progress: %w", d.q.mapErr(err))
+		return fmt.Errorf("natsq: in progress: %w", d.mapErr(err))
 	}
 	return nil
 }
