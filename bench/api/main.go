@@ -49,6 +49,9 @@ func run(ctx context.Context) error {
 	n := flag.Int("n", 1000, "files per measurement")
 	size := flag.Int("size", 16<<10, "file size in bytes")
 	conc := flag.String("c", "1,4,16", "concurrency levels")
+	slices := flag.Int("slices", 10, "alternate the two contenders this many times per level")
+	clamdPID := flag.Int("clamd-pid", 0, "clamd's pid, to report its CPU time per file")
+	lazaretPID := flag.Int("lazaret-pid", 0, "lazaret's pid, to report its CPU time per file")
 	flag.Parse()
 	if *clamd == "" || *base == "" {
 		return fmt.Errorf("need -clamd and -lazaret")
@@ -75,28 +78,62 @@ func run(ctx context.Context) error {
 	raw := func(ctx context.Context, data []byte) error { return benchkit.Naive(ctx, *clamd, data) }
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "size\tconcurrency\tfiles\traw clamd files/s\tlazaret /v1/scan files/s\tratio\t\n")
+	fmt.Fprintf(tw, "size\tconcurrency\tfiles\traw clamd files/s\tlazaret /v1/scan files/s\tratio\t"+
+		"CPU µs/file raw: client+clamd\tCPU µs/file API: client+lazaret+clamd\t\n")
+	cpu := func(pid int) time.Duration {
+		if pid == 0 {
+			return 0
+		}
+		return benchkit.ProcCPU(pid)
+	}
 	for _, c := range levels {
 		// Warm up both paths (connections, clamd threads) with a few files.
 		benchkit.Measure(ctx, raw, 2*c, *size, c)
 		benchkit.Measure(ctx, viaAPI, 2*c, *size, c)
-		// Alternate the two so that drift of the machine hits both.
+		// Alternate the two in short slices so that drift of the machine
+		// (its speed changes by 2x within a minute on shared hosts) hits
+		// both alike.
 		var tRaw, tAPI time.Duration
-		for range 2 {
-			d, err := benchkit.Measure(ctx, raw, *n/2, *size, c)
+		var cRaw, cAPI [3]time.Duration // client, clamd, lazaret
+		sample := func() [3]time.Duration {
+			return [3]time.Duration{benchkit.CPUTime(), cpu(*clamdPID), cpu(*lazaretPID)}
+		}
+		add := func(sum *[3]time.Duration, a, b [3]time.Duration) {
+			for i := range sum {
+				sum[i] += b[i] - a[i]
+			}
+		}
+		k := max(1, min(*slices, *n/(2*c)))
+		for range k {
+			c0 := sample()
+			d, err := benchkit.Measure(ctx, raw, *n/k, *size, c)
 			if err != nil {
 				return fmt.Errorf("raw: %w", err)
 			}
+			c1 := sample()
 			tRaw += d
-			d, err = benchkit.Measure(ctx, viaAPI, *n/2, *size, c)
+			d, err = benchkit.Measure(ctx, viaAPI, *n/k, *size, c)
 			if err != nil {
 				return fmt.Errorf("api: %w", err)
 			}
+			add(&cRaw, c0, c1)
+			add(&cAPI, c1, sample())
 			tAPI += d
 		}
-		fr := float64(*n) / tRaw.Seconds()
-		fa := float64(*n) / tAPI.Seconds()
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t\n", *size, c, *n, fr, fa, fa/fr)
+		files := *n / k * k
+		fr := float64(files) / tRaw.Seconds()
+		fa := float64(files) / tAPI.Seconds()
+		per := func(d [3]time.Duration, parts int) string {
+			us := func(d time.Duration) int64 { return d.Microseconds() / int64(files) }
+			if *clamdPID == 0 {
+				return "-"
+			}
+			if parts == 2 {
+				return fmt.Sprintf("%d+%d", us(d[0]), us(d[1]))
+			}
+			return fmt.Sprintf("%d+%d+%d", us(d[0]), us(d[2]), us(d[1]))
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t\n", *size, c, files, fr, fa, fa/fr, per(cRaw, 2), per(cAPI, 3))
 	}
 	return tw.Flush()
 }

@@ -35,7 +35,7 @@ MaxFileSize 1100M
 MaxScanSize 1100M
 MaxThreads 16
 CONF
-clamd -c "$W/clamd/clamd.conf" & pids+=($!)
+clamd -c "$W/clamd/clamd.conf" & CPID=$!; pids+=($CPID)
 "$W/lztest" wait-clamd "$CP"
 
 LP=$("$W/lztest" free-port)
@@ -63,9 +63,9 @@ TMPDIR=$W "$W/lazaret" serve --config "$W/lazaret.yaml" & LPID=$!; pids+=($LPID)
 until curl -sf "http://127.0.0.1:$LP/readyz" >/dev/null; do sleep 0.05; done
 
 echo "== /v1/scan vs raw clamd INSTREAM, 16 KiB"
-"$W/apibench" -clamd "tcp://127.0.0.1:$CP" -lazaret "http://127.0.0.1:$LP" -n "$N" -size 16384 -c 1,4,16
+"$W/apibench" -clamd "tcp://127.0.0.1:$CP" -lazaret "http://127.0.0.1:$LP" -clamd-pid $CPID -lazaret-pid $LPID -n "$N" -size 16384 -c 1,4,16
 echo "== /v1/scan vs raw clamd INSTREAM, 4 MiB"
-"$W/apibench" -clamd "tcp://127.0.0.1:$CP" -lazaret "http://127.0.0.1:$LP" -n $(( N / 10 )) -size 4194304 -c 1,4
+"$W/apibench" -clamd "tcp://127.0.0.1:$CP" -lazaret "http://127.0.0.1:$LP" -clamd-pid $CPID -lazaret-pid $LPID -n $(( N / 10 )) -size 4194304 -c 1,4
 
 echo "== one 1 GiB upload"
 head -c 1G /dev/urandom > "$W/big.bin"

@@ -19,7 +19,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -32,11 +31,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lazaret/lazaret/bench/internal/benchkit"
 )
 
 func main() {
@@ -256,15 +256,15 @@ func run(bin string, n, size, bigMB, conc, rounds, repeat int) error {
 			var err error
 			switch order[(k+r)%len(order)] {
 			case "proc":
-				c0 := cpuTime(up.cmd.Process.Pid)
+				c0 := benchkit.ProcCPU(up.cmd.Process.Pid)
 				cur.proc, err = fetchAll(upstream, repeat)
-				cur.procCPU = cpuTime(up.cmd.Process.Pid) - c0
+				cur.procCPU = benchkit.ProcCPU(up.cmd.Process.Pid) - c0
 			case "inproc":
 				cur.inproc, err = fetchAll(inproc, repeat)
 			case "cached":
-				c0 := cpuTime(px.cmd.Process.Pid)
+				c0 := benchkit.ProcCPU(px.cmd.Process.Pid)
 				cur.cached, err = fetchAll(proxy, repeat)
-				cur.cachedCPU = cpuTime(px.cmd.Process.Pid) - c0
+				cur.cachedCPU = benchkit.ProcCPU(px.cmd.Process.Pid) - c0
 			}
 			if err != nil {
 				return err
@@ -333,22 +333,4 @@ func run(bin string, n, size, bigMB, conc, rounds, repeat int) error {
 		bigMB, d1.Round(time.Millisecond), dAll.Round(time.Millisecond), p1.Round(time.Millisecond), pAll.Round(time.Millisecond),
 		c1.Round(time.Millisecond), cAll.Round(time.Millisecond))
 	return nil
-}
-
-// cpuTime is the user plus system CPU time process pid has used, from
-// /proc (0 where there is no /proc).
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	const hz = 100 // USER_HZ, the unit of /proc's times on Linux
-	return time.Duration(utime+stime) * time.Second / hz
 }

@@ -56,12 +56,14 @@ func CPUTime(pids ...int) time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	t := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	for _, pid := range pids {
-		t += procCPU(pid)
+		t += ProcCPU(pid)
 	}
 	return t
 }
 
-func procCPU(pid int) time.Duration {
+// ProcCPU returns the CPU time process pid has used so far, 0 if it
+// cannot be read.
+func ProcCPU(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
