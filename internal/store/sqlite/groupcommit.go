@@ -108,7 +108,11 @@ func (s *Store) runTx(ops []*writeOp) ([]error, error) {
 	for i, op := range ops {
 		err := op.ctx.Err()
 		if err == nil {
-			err = op.run(op.ctx, tx)
+			// Once started, a write runs to its end: its caller waits
+			// for the outcome anyway, and an interrupt would fail the
+			// whole batch. A context without Done also spares the
+			// driver a watching goroutine per statement.
+			err = op.run(context.WithoutCancel(op.ctx), tx)
 		}
 		if !outcome(err) {
 			tx.Rollback()
