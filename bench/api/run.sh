@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # lazaret's HTTP API against raw clamd, side by side, on one clamd:
 #   1. POST /v1/scan vs naive raw zINSTREAM (no HTTP), fresh 16 KiB files,
-#      concurrency 1/4/16; then 4 MiB files (target: ratio >= 0.9 at 4)
+#      concurrency 1/4/16 (target: ratio >= 0.9 at 4), over TCP and then
+#      both over clamd's unix socket, where lazaret hands clamd each
+#      in-memory sample as a file descriptor (zFILDES); then 4 MiB files
 #   2. `lazaret serve` start to ready on embedded defaults (target < 1 s)
 #   3. one 1 GiB upload: the server's peak RSS (target < 100 MiB)
 #   4. `lazaret scan --server` on 1,000 known files (hash first) vs uploading them
@@ -30,6 +32,7 @@ TemporaryDirectory $W/clamd/tmp
 DatabaseDirectory $W/clamd/sigs
 TCPSocket $CP
 TCPAddr 127.0.0.1
+LocalSocket $W/clamd/clamd.sock
 StreamMaxLength 1100M
 MaxFileSize 1100M
 MaxScanSize 1100M
@@ -62,8 +65,23 @@ done
 TMPDIR=$W "$W/lazaret" serve --config "$W/lazaret.yaml" & LPID=$!; pids+=($LPID)
 until curl -sf "http://127.0.0.1:$LP/readyz" >/dev/null; do sleep 0.05; done
 
-echo "== /v1/scan vs raw clamd INSTREAM, 16 KiB"
+echo "== /v1/scan vs raw clamd INSTREAM, 16 KiB, over TCP"
 "$W/apibench" -clamd "tcp://127.0.0.1:$CP" -lazaret "http://127.0.0.1:$LP" -clamd-pid $CPID -lazaret-pid $LPID -n "$N" -size 16384 -c 1,4,16
+
+# The same clamd through its unix socket: a second server, stopped after.
+LU=$("$W/lztest" free-port)
+cat > "$W/lazaret-unix.yaml" <<CONF
+listen: 127.0.0.1:$LU
+data_dir: $W/data-unix
+log: {level: warn}
+engines:
+  - {name: clamav, type: clamd, address: unix://$W/clamd/clamd.sock, timeout: 10m}
+CONF
+TMPDIR=$W "$W/lazaret" serve --config "$W/lazaret-unix.yaml" & UPID=$!
+until curl -sf "http://127.0.0.1:$LU/readyz" >/dev/null; do sleep 0.05; done
+echo "== /v1/scan vs raw clamd INSTREAM, 16 KiB, both over clamd's unix socket (lazaret passes descriptors)"
+"$W/apibench" -clamd "unix://$W/clamd/clamd.sock" -lazaret "http://127.0.0.1:$LU" -clamd-pid $CPID -lazaret-pid $UPID -n "$N" -size 16384 -c 1,4,16
+kill $UPID; wait $UPID 2>/dev/null || true
 echo "== /v1/scan vs raw clamd INSTREAM, 4 MiB"
 "$W/apibench" -clamd "tcp://127.0.0.1:$CP" -lazaret "http://127.0.0.1:$LP" -clamd-pid $CPID -lazaret-pid $LPID -n $(( N / 10 )) -size 4194304 -c 1,4
 

@@ -72,6 +72,7 @@ func newEngine(ec config.Engine, log *slog.Logger) (scan.Engine, error) {
 			MaxConns:       ec.MaxConnections,
 			SignaturesDir:  ec.Signatures,
 			ReloadInterval: ec.ReloadInterval,
+			NoFDPass:       ec.FDPass != nil && !*ec.FDPass,
 		}, log)
 	case config.TypeBuiltin:
 		return builtin.New(builtin.Config{

@@ -282,6 +282,10 @@ type Engine struct {
 	Addresses      []string      `yaml:"addresses"`
 	MaxConnections int           `yaml:"max_connections"`
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// FDPass, on by default, passes samples held in memory to clamd on a
+	// unix socket as file descriptors (zFILDES) instead of streaming
+	// them; false streams everything.
+	FDPass *bool `yaml:"fdpass"`
 
 	// clamd and builtin: a folder of ClamAV signature files. For clamd
 	// its digest joins the version, and clamd is told to RELOAD when it

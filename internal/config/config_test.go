@@ -24,6 +24,12 @@ func TestLoadFull(t *testing.T) {
 	if got, want := len(cfg.Engines), 3; got != want {
 		t.Fatalf("engines: got %d, want %d", got, want)
 	}
+	if fd := cfg.Engines[0].FDPass; fd == nil || *fd {
+		t.Errorf("fdpass: got %v, want false", fd)
+	}
+	if fd := cfg.Engines[1].FDPass; fd != nil {
+		t.Errorf("fdpass unset: got %v, want nil (the engine's default)", *fd)
+	}
 	if got, want := cfg.Engines[2].InfectedWhen.OutputMatches, `^(?P<signature>\S+) `; got != want {
 		t.Errorf("output_matches: got %q, want %q", got, want)
 	}

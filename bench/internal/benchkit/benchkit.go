@@ -99,7 +99,11 @@ func PeakRSS(pid int) (int64, error) {
 // with the whole file as one chunk in a single write, then the reply.
 func Naive(ctx context.Context, addr string, data []byte) error {
 	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(addr, "tcp://"))
+	network, address := "tcp", strings.TrimPrefix(addr, "tcp://")
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		network, address = "unix", p
+	}
+	conn, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,13 @@ type Config struct {
 	// ReadTimeout (120 s by default), after which clamd closes idle
 	// sessions. Negative disables reuse: one connection per scan.
 	IdleTimeout time.Duration
+	// NoFDPass turns off zFILDES. By default a sample held in memory is
+	// passed to clamd on a unix socket as a file descriptor (an
+	// anonymous in-memory file) instead of being streamed: clamd then
+	// scans it in place, with no copy through the socket and no
+	// temporary file of its own. Samples spooled to disk, and every
+	// sample on a TCP address, are streamed with zINSTREAM.
+	NoFDPass bool
 
 	// SignaturesDir, if set, is the folder clamd loads its signatures
 	// from (its DatabaseDirectory, or a copy of it). A digest of its

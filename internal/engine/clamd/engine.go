@@ -2,6 +2,7 @@ package clamd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -50,6 +51,7 @@ type Engine struct {
 	// Counters, for tests and benchmarks.
 	dials   atomic.Int64
 	retries atomic.Int64
+	fdScans atomic.Int64 // scans sent as a descriptor (zFILDES)
 }
 
 var (
@@ -108,6 +110,7 @@ func (e *Engine) Close() error {
 const (
 	cmdSession  = "zIDSESSION\x00"
 	cmdInstream = "zINSTREAM\x00"
+	cmdFildes   = "zFILDES\x00"
 )
 
 // reuse reports whether connections are kept between scans.
@@ -209,7 +212,19 @@ func (e *Engine) scanOn(ctx context.Context, b *backend, s scan.Sample) (res sca
 			return scan.Result{}, nil, dialErr
 		}
 	}
-	res, next, err := e.instream(ctx, c, s, reused)
+	fd := e.passable(b, s)
+	res, next, err := e.instream(ctx, c, s, reused, fd)
+	if next == connNoFD {
+		c.close()
+		b.noFD.Store(true)
+		e.log.Warn("clamd does not take file descriptors (zFILDES); streaming samples instead", "address", b.addr.raw)
+		fd = nil
+		if c, dialErr = e.dial(ctx, b, e.reuse()); dialErr != nil {
+			return scan.Result{}, nil, dialErr
+		}
+		reused = false
+		res, next, err = e.instream(ctx, c, s, false, nil)
+	}
 	if next == connStale {
 		// A pooled session that clamd closed while it sat idle (after
 		// its ReadTimeout, or a restart) fails before a reply to this
@@ -221,7 +236,7 @@ func (e *Engine) scanOn(ctx context.Context, b *backend, s scan.Sample) (res sca
 		if c, dialErr = e.dial(ctx, b, e.reuse()); dialErr != nil {
 			return scan.Result{}, nil, dialErr
 		}
-		res, next, err = e.instream(ctx, c, s, false)
+		res, next, err = e.instream(ctx, c, s, false, fd)
 	}
 	if next != connKeep || !b.putIdle(c, e.now()) {
 		c.close()
@@ -241,20 +256,43 @@ const (
 	// connStale: a reused connection failed before any reply to this
 	// scan; retry the scan on a new connection.
 	connStale
+	// connNoFD: clamd does not know zFILDES; retry the scan streamed,
+	// on a new connection.
+	connNoFD
 )
 
-// instream runs one zINSTREAM on c and says what to do with c next.
-func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bool) (scan.Result, connState, error) {
-	body, err := s.Body.Open()
-	if err != nil {
-		// Nothing was sent: a session is still good for the next scan.
-		next := connDiscard
-		if c.session {
-			next = connKeep
-		}
-		return scan.Result{}, next, scan.Errorf(scan.ReasonIO, "clamd: instream: open sample: %w", err)
+// passable returns the bytes of a sample to pass to clamd at b as a file
+// descriptor, or nil to stream it: descriptors go over unix sockets only,
+// and only for samples held in memory (a spooled file is streamed: clamd
+// would apply MaxFileSize to it instead of StreamMaxLength, and with
+// AlertExceedsMax off answers OK for what it did not read).
+func (e *Engine) passable(b *backend, s scan.Sample) []byte {
+	if !fdPassing || e.cfg.NoFDPass || b.addr.network != "unix" || b.noFD.Load() {
+		return nil
 	}
-	defer body.Close()
+	m, ok := s.Body.(interface{ Bytes() []byte })
+	if !ok {
+		return nil
+	}
+	return m.Bytes()
+}
+
+// instream runs one zINSTREAM on c, or a zFILDES of fd when fd is not
+// nil, and says what to do with c next.
+func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bool, fd []byte) (scan.Result, connState, error) {
+	var body io.ReadCloser
+	if fd == nil {
+		var err error
+		if body, err = s.Body.Open(); err != nil {
+			// Nothing was sent: a session is still good for the next scan.
+			next := connDiscard
+			if c.session {
+				next = connKeep
+			}
+			return scan.Result{}, next, scan.Errorf(scan.ReasonIO, "clamd: instream: open sample: %w", err)
+		}
+		defer body.Close()
+	}
 
 	deadline, _ := ctx.Deadline() // Scan always sets one
 	c.nc.SetDeadline(deadline)
@@ -262,7 +300,13 @@ func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bo
 	// conversation. AfterFunc starts no goroutine unless ctx ends.
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
 
-	sent, readErr, writeErr := e.send(c, body)
+	var sent int64
+	var readErr, writeErr error
+	if fd != nil {
+		sent, readErr, writeErr = e.sendFD(c, fd)
+	} else {
+		sent, readErr, writeErr = e.send(c, body)
+	}
 	if readErr != nil {
 		// clamd is waiting for the rest of the stream; the connection
 		// cannot be used again.
@@ -273,6 +317,9 @@ func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bo
 	// size limit exceeded. ERROR" and closes while we are still sending.
 	line, rerr := c.r.ReadSlice(0)
 	interrupted := !stop()
+	if fd != nil && rerr == nil && bytes.HasSuffix(line, []byte("UNKNOWN COMMAND\x00")) {
+		return scan.Result{}, connNoFD, nil
+	}
 	if reused && !interrupted && ctx.Err() == nil && !replyFor(line, c.nextID) {
 		// Either nothing (EOF, reset) or leftovers such as clamd's
 		// "COMMAND READ TIMED OUT\n" for an idle session.
@@ -368,6 +415,36 @@ func (e *Engine) send(c *conn, body io.Reader) (sent int64, readErr, writeErr er
 		}
 		n = 0
 	}
+}
+
+// sendFD writes zFILDES (and IDSESSION, the first time on a session),
+// then one byte carrying a descriptor of an in-memory file holding data:
+// clamd reads the command, then expects the descriptor in a message of
+// its own. readErr reports a file that could not be made (nothing was
+// sent); writeErr a failed write.
+func (e *Engine) sendFD(c *conn, data []byte) (sent int64, readErr, writeErr error) {
+	uc, ok := c.nc.(*net.UnixConn)
+	if !ok {
+		return 0, fmt.Errorf("zFILDES needs a unix socket, not %T", c.nc), nil
+	}
+	fd, err := sampleFD(data)
+	if err != nil {
+		return 0, err, nil
+	}
+	defer closeFD(fd)
+	cmd := cmdFildes
+	if c.session && !c.started {
+		cmd = cmdSession + cmdFildes
+		c.started = true
+	}
+	if _, err := io.WriteString(uc, cmd); err != nil {
+		return 0, nil, err
+	}
+	if _, _, err := uc.WriteMsgUnix([]byte{0}, rights(fd), nil); err != nil {
+		return 0, nil, err
+	}
+	e.fdScans.Add(1)
+	return int64(len(data)), nil, nil
 }
 
 func (e *Engine) getBuf() *[]byte {

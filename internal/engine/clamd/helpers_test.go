@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +84,22 @@ func startFake(t testing.TB, h fakeHandler) *fakeClamd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeClamd{addr: "tcp://" + l.Addr().String(), l: l}
+	return serveFake(t, l, "tcp://"+l.Addr().String(), h)
+}
+
+// startFakeUnix is startFake on a unix socket.
+func startFakeUnix(t testing.TB, h fakeHandler) *fakeClamd {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "clamd.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveFake(t, l, "unix://"+path, h)
+}
+
+func serveFake(t testing.TB, l net.Listener, addr string, h fakeHandler) *fakeClamd {
+	f := &fakeClamd{addr: addr, l: l}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()

@@ -64,6 +64,9 @@ type backend struct {
 	// down is set while the address is backed off, so that the hot
 	// path of a healthy address takes no lock.
 	down atomic.Bool
+	// noFD is set once clamd at this address answered zFILDES with
+	// UNKNOWN COMMAND (built without descriptor passing).
+	noFD atomic.Bool
 
 	mu        sync.Mutex
 	closed    bool    // the engine is closed: pool nothing more

@@ -23,8 +23,7 @@ var (
 
 // Reply forms of clamd's z protocol.
 const (
-	replyClean      = "stream: OK"
-	replyPrefix     = "stream: "
+	replyOK         = "OK"
 	replyFound      = " FOUND"
 	replyError      = " ERROR"
 	replyTooLarge   = "INSTREAM size limit exceeded."
@@ -32,12 +31,15 @@ const (
 	encryptedPrefix = "Heuristics.Encrypted."
 )
 
-// ParseReply turns one clamd reply to zINSTREAM into a result. raw is the
-// reply exactly as read, including the NUL terminator, without the
-// "N: " prefix of an IDSESSION reply (see parseSessionReply).
+// ParseReply turns one clamd reply to zINSTREAM or zFILDES into a result.
+// raw is the reply exactly as read, including the NUL terminator, without
+// the "N: " prefix of an IDSESSION reply (see parseSessionReply). The
+// subject is "stream" for INSTREAM and "fd[N]" for FILDES; the table
+// below shows the first.
 //
 // It is the one place where a clamd answer becomes a verdict, so it fails
-// closed: the result is Clean only when raw is exactly "stream: OK\x00".
+// closed: the result is Clean only when raw is exactly "stream: OK\x00"
+// (or "fd[N]: OK\x00").
 // Infected comes back as a Result; everything that is neither clean nor
 // infected comes back as an error made with scan.Skipf or scan.Errorf, so
 // that scan.Normalize yields the right verdict and reason:
@@ -65,16 +67,16 @@ func ParseReply(raw []byte) (scan.Result, error) {
 		return scan.Result{}, scan.Errorf(scan.ReasonEngineError, "clamd: %w: %q", ErrUnexpectedReply, body)
 	}
 	s := string(body)
+	rest, subject := cutSubject(s)
 	switch {
-	case s == replyClean:
+	case subject && rest == replyOK:
 		return scan.Result{Verdict: scan.Clean}, nil
 	case s == replyTooLarge+replyError:
 		return scan.Result{}, scan.Skipf(scan.ReasonTooLarge, "clamd: %s (StreamMaxLength)", s)
 	case len(s) > len(replyError) && strings.HasSuffix(s, replyError):
 		return scan.Result{}, scan.Errorf(scan.ReasonEngineError, "clamd: %w: %q", ErrReplyError, s)
-	case len(s) > len(replyPrefix)+len(replyFound) &&
-		strings.HasPrefix(s, replyPrefix) && strings.HasSuffix(s, replyFound):
-		name := trimExtendedInfo(s[len(replyPrefix) : len(s)-len(replyFound)])
+	case subject && len(rest) > len(replyFound) && strings.HasSuffix(rest, replyFound):
+		name := trimExtendedInfo(rest[:len(rest)-len(replyFound)])
 		switch {
 		case name == "":
 			return scan.Result{}, scan.Errorf(scan.ReasonEngineError, "clamd: %w: %q", ErrUnexpectedReply, s)
@@ -88,6 +90,27 @@ func ParseReply(raw []byte) (scan.Result, error) {
 		return scan.Result{Verdict: scan.Infected, Findings: []scan.Finding{{Signature: name}}}, nil
 	}
 	return scan.Result{}, scan.Errorf(scan.ReasonEngineError, "clamd: %w: %q", ErrUnexpectedReply, s)
+}
+
+// cutSubject removes the subject of a scan reply, "stream: " (INSTREAM)
+// or "fd[N]: " (FILDES, N being clamd's descriptor number), and reports
+// whether there was one.
+func cutSubject(s string) (rest string, ok bool) {
+	if rest, ok := strings.CutPrefix(s, "stream: "); ok {
+		return rest, true
+	}
+	rest, ok = strings.CutPrefix(s, "fd[")
+	if !ok {
+		return s, false
+	}
+	i := 0
+	for i < len(rest) && i < 10 && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || !strings.HasPrefix(rest[i:], "]: ") {
+		return s, false
+	}
+	return rest[i+3:], true
 }
 
 // trimExtendedInfo removes the "(hash:size)" that clamd appends to names

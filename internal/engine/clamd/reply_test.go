@@ -50,6 +50,16 @@ func TestParseReply(t *testing.T) {
 		{"pong", "PONG\x00", scan.Error, scan.ReasonEngineError, "", ErrUnexpectedReply},
 		{"control byte", "stream: OK\r\x00", scan.Error, scan.ReasonEngineError, "", ErrUnexpectedReply},
 		{"newline inside", "stream: OK\nstream: X FOUND\x00", scan.Error, scan.ReasonEngineError, "", ErrUnexpectedReply},
+		{"fildes clean", "fd[11]: OK\x00", scan.Clean, "", "", nil},
+		{"fildes found", "fd[7]: Eicar-Test-Signature.UNOFFICIAL FOUND\x00", scan.Infected, "", "Eicar-Test-Signature.UNOFFICIAL", nil},
+		{"fildes limits", "fd[7]: Heuristics.Limits.Exceeded.MaxFileSize FOUND\x00", scan.Skipped, scan.ReasonLimitsExceeded, "", nil},
+		{"fildes error", "fd[7]: lstat() failed: No such file or directory. ERROR\x00", scan.Error, scan.ReasonEngineError, "", ErrReplyError},
+		{"fildes no number", "fd[]: OK\x00", scan.Error, scan.ReasonEngineError, "", ErrUnexpectedReply},
+		{"fildes not a number", "fd[x]: OK\x00", scan.Error, scan.ReasonEngineError, "", ErrUnexpectedReply},
+		{"fildes unclosed", "fd[11: OK\x00", scan.Error, scan.ReasonEngineError, "", ErrUnexpectedReply},
+		{"fildes no space", "fd[11]:OK\x00", scan.Error, scan.ReasonEngineError, "", ErrUnexpectedReply},
+		{"fildes number too long", "fd[12345678901]: OK\x00", scan.Error, scan.ReasonEngineError, "", ErrUnexpectedReply},
+		{"fildes found no name", "fd[3]:  FOUND\x00", scan.Error, scan.ReasonEngineError, "", ErrUnexpectedReply},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := ParseReply([]byte(tc.raw))

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package clamd
+
+import "errors"
+
+const fdPassing = false
+
+func sampleFD([]byte) (int, error) { return -1, errors.New("no memfd on this system") }
+
+func closeFD(int) {}
+
+func rights(int) []byte { return nil }
