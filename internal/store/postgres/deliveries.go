@@ -2,25 +2,22 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lazaret/lazaret/internal/store"
+	"github.com/lazaret/lazaret/internal/store/internal/jobcodec"
 )
 
 // AddDelivery puts a delivery in the outbox; an existing ID is left alone.
 func (s *Store) AddDelivery(ctx context.Context, d *store.Delivery) error {
-	if d == nil || d.ID == "" || d.Target == "" {
-		return errors.New("postgres: add delivery: id and target are required")
+	created, err := jobcodec.CheckDelivery(d)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
 	}
-	created := d.CreatedAt
-	if created.IsZero() {
-		created = time.Now()
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO deliveries (id, target, event, body, state, attempts, next_at, last_error, created_at)
+	_, err = s.pool.Exec(ctx, `INSERT INTO deliveries (id, target, event, body, state, attempts, next_at, last_error, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
 		d.ID, d.Target, d.Event, d.Body, store.DeliveryPending, d.Attempts, d.NextAt, d.LastError, created)
 	if err != nil {

@@ -7,16 +7,14 @@ import (
 	"time"
 
 	"github.com/lazaret/lazaret/internal/store"
+	"github.com/lazaret/lazaret/internal/store/internal/jobcodec"
 )
 
 // AddDelivery puts a delivery in the outbox; an existing ID is left alone.
 func (s *Store) AddDelivery(ctx context.Context, d *store.Delivery) error {
-	if d == nil || d.ID == "" || d.Target == "" {
-		return fmt.Errorf("sqlite: add delivery: id and target are required")
-	}
-	created := d.CreatedAt
-	if created.IsZero() {
-		created = time.Now()
+	created, err := jobcodec.CheckDelivery(d)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, target, event, body, state, attempts, next_at, last_error, created_at)

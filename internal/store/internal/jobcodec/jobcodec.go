@@ -99,6 +99,18 @@ func CheckJobVerdict(job *scan.Job, v *scan.CachedVerdict) error {
 	return nil
 }
 
+// CheckDelivery checks a delivery for AddDelivery and returns the time to
+// store as its creation: CreatedAt, or now when it is zero.
+func CheckDelivery(d *store.Delivery) (time.Time, error) {
+	if d == nil || d.ID == "" || d.Target == "" {
+		return time.Time{}, errors.New("add delivery: id and target are required")
+	}
+	if d.CreatedAt.IsZero() {
+		return time.Now(), nil
+	}
+	return d.CreatedAt, nil
+}
+
 // CheckFilter validates f and returns its page size and the ID to list
 // after ("" for the first page). An unknown verdict or status, a negative
 // limit or a cursor that EncodeCursor did not make is an error. A SHA256
