@@ -60,7 +60,8 @@ type contender struct {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("clamd-bench", flag.ContinueOnError)
-	addr := fs.String("addr", os.Getenv("LAZARET_BENCH_CLAMD"), "clamd address (tcp://host:port); empty starts a clamd")
+	addr := fs.String("addr", os.Getenv("LAZARET_BENCH_CLAMD"), "clamd address (tcp://host:port or unix:///path); empty starts a clamd")
+	network := fs.String("network", "tcp", "with a clamd started here: tcp, or unix (where the engine passes descriptors, zFILDES)")
 	n := fs.Int("n", 2000, "files per contender and concurrency, split over the rounds")
 	size := fs.Int("size", 16<<10, "file size in bytes")
 	concList := fs.String("conc", "1,4,8", "concurrencies, comma-separated")
@@ -92,9 +93,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer c.Stop()
 		*addr, clamdPID = c.TCP, c.PID()
-	}
-	if !strings.HasPrefix(*addr, "tcp://") {
-		return fmt.Errorf("-addr: the naive baseline needs a tcp:// address, got %q", *addr)
+		switch *network {
+		case "tcp":
+		case "unix":
+			*addr = c.Unix
+		default:
+			return fmt.Errorf("-network: tcp or unix, got %q", *network)
+		}
 	}
 
 	engine, err := clamd.New(clamd.Config{Name: "clamav", Addresses: []string{*addr}}, slog.New(slog.DiscardHandler))

@@ -3,9 +3,10 @@
 # side on one clamd: files/s at concurrency 1, 4 and 8 and the ratio.
 #
 #   bench/clamd/run.sh                 # starts a clamd with the test signatures
+#   bench/clamd/run.sh -network unix   # both over clamd's unix socket: the engine passes descriptors
 #   LAZARET_BENCH_CLAMD=tcp://127.0.0.1:3310 bench/clamd/run.sh -n 5000
 #
-# Extra arguments go to the Go program (-n, -size, -conc, -rounds, -addr).
+# Extra arguments go to the Go program (-n, -size, -conc, -rounds, -addr, -network).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
