@@ -2,6 +2,7 @@ package clamd
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -112,11 +113,15 @@ func TestParseSessionReply(t *testing.T) {
 // clean only for the exact OK reply, infected results name a signature,
 // and everything else is an error that normalises to a non-clean verdict
 // with a reason.
+// fdOK is a clean reply to zFILDES.
+var fdOK = regexp.MustCompile(`^fd\[[0-9]{1,10}\]: OK\x00$`)
+
 func FuzzParseReply(f *testing.F) {
 	for _, s := range []string{
 		"stream: OK\x00", "stream: Eicar-Test-Signature.UNOFFICIAL FOUND\x00",
 		"INSTREAM size limit exceeded. ERROR\x00", "stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND\x00",
 		"stream: X ERROR\x00", "stream: O", "",
+		"fd[11]: OK\x00", "fd[7]: Eicar-Test-Signature.UNOFFICIAL FOUND\x00", "fd[]: OK\x00",
 	} {
 		f.Add([]byte(s))
 	}
@@ -126,7 +131,7 @@ func FuzzParseReply(f *testing.F) {
 		if !got.Verdict.Valid() {
 			t.Fatalf("got verdict %q for %q, want a valid one", got.Verdict, raw)
 		}
-		isOK := string(raw) == "stream: OK\x00"
+		isOK := string(raw) == "stream: OK\x00" || fdOK.Match(raw)
 		if (got.Verdict == scan.Clean) != isOK {
 			t.Fatalf("got %s for %q, want clean only for the OK reply", got.Verdict, raw)
 		}
