@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -65,7 +64,9 @@ func (s *sweeper) listDir(ctx context.Context, submit func(func(context.Context)
 	return nil
 }
 
-// file sweeps one local file, listed with fi (from lstat).
+// file sweeps one local file, listed with fi (from lstat): it opens the
+// file, checks that it is still what was listed, and hands it to the
+// worker, which scans it, records the job and notifies.
 func (s *sweeper) file(ctx context.Context, p string, fi fs.FileInfo) (outcome, int64) {
 	id := FileJobID(p, fi.Size(), fi.ModTime())
 	log := s.log.With("job", id, "path", p)
@@ -76,19 +77,25 @@ func (s *sweeper) file(ctx context.Context, p string, fi fs.FileInfo) (outcome, 
 	if done {
 		return resumed, 0
 	}
-	fresh := &scan.Job{
+	job, err := s.prepare(ctx, existing, &scan.Job{
 		ID: id, Status: scan.Queued, Name: filepath.Base(p), Size: fi.Size(), CreatedAt: time.Now().UTC(),
 		Source: scan.Source{Kind: "sweep", Path: p},
+	})
+	if errors.Is(err, errTaken) {
+		return resumed, 0
+	}
+	if err != nil {
+		return s.fail(ctx, log, "create job", err)
 	}
 	// O_NONBLOCK: should a pipe have replaced the file since the walk,
 	// opening it must not wait for a writer. Regular files ignore it.
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return s.gone(ctx, log, existing, fresh, "the file no longer exists")
+		return s.ended(ctx, log, job, s.worker.Finish(ctx, job, scan.Skipped, scan.ReasonNotFound, "the file no longer exists"))
 	case err != nil:
 		// Unreadable (permissions): an error verdict, never clean.
-		if ferr := s.finish(ctx, existing, fresh, scan.Error, scan.ReadReason(err), err.Error()); ferr != nil {
+		if ferr := s.worker.Finish(ctx, job, scan.Error, scan.ReadReason(err), err.Error()); ferr != nil {
 			return s.fail(ctx, log, "record unreadable file", ferr)
 		}
 		return s.fail(ctx, log, "open file", err)
@@ -101,16 +108,7 @@ func (s *sweeper) file(ctx context.Context, p string, fi fs.FileInfo) (outcome, 
 	// What was opened must be what was listed: not a link or another file
 	// swapped in since, not content written since (its ID would be wrong).
 	if !cur.Mode().IsRegular() || !os.SameFile(fi, cur) || cur.Size() != fi.Size() || !cur.ModTime().Equal(fi.ModTime()) {
-		return s.gone(ctx, log, existing, fresh, "the file changed since it was listed; the next sweep scans it")
+		return s.ended(ctx, log, job, s.worker.Finish(ctx, job, scan.Skipped, scan.ReasonNotFound, "the file changed since it was listed; the next sweep scans it"))
 	}
-	job, err := s.prepare(ctx, existing, fresh)
-	if errors.Is(err, errTaken) {
-		return resumed, 0
-	}
-	if err != nil {
-		return s.fail(ctx, log, "create job", err)
-	}
-	return s.scan(ctx, log, pipeline.Request{
-		Job: job, Name: job.Name, Body: f, Size: cur.Size(), Source: job.Source, RequeueOnError: true,
-	})
+	return s.ended(ctx, log, job, s.worker.ProcessOnce(ctx, job, f))
 }

@@ -9,9 +9,12 @@
 // Each object becomes a job whose ID is deterministic (JobID: bucket, key,
 // version, ETag; FileJobID: path, size, modification time), with the
 // source an event job would have (Kind "s3"), so it looks like any bucket
-// job. It is scanned by Pipeline.Scan with objstore's Apply as its effects:
-// tags, delete and quarantine happen exactly as for events. Local files get
-// Source Kind "sweep" and no effects.
+// job, and is run by the code that runs event jobs (worker.ProcessOnce):
+// the object is read only if it still has the listed ETag, scanned by the
+// pipeline, and objstore's Apply acts on the verdict: tags, delete and
+// quarantine happen exactly as for events. Local files get Source Kind
+// "sweep" and no effects. An error verdict is stored without effects, so
+// that no status tag marks the object as done for a later sweep.
 //
 // # Resuming
 //
@@ -20,9 +23,9 @@
 // after an interruption (or a crash) continues where it stopped, and one
 // run again after it finished scans nothing. A job left queued or running
 // by the interrupted run is taken up again; one whose verdict is error is
-// scanned again. Jobs are created queued before their scan and scanned
-// with RequeueOnError, so a scan cut short by cancellation leaves its job
-// queued, not done with a spurious error.
+// scanned again. Jobs are created queued before the object is read, and a
+// scan cut short by cancellation leaves its job queued, not done with a
+// spurious error.
 //
 // Objects the event path scanned have other job IDs (events carry
 // sequencers); with Config.UntaggedOnly, the status tag tells instead: an
@@ -32,7 +35,8 @@
 //
 // One object's failure never stops a sweep: an object gone or changed
 // between the listing and its read (or its effects) is recorded as a
-// skipped job with reason not_found, and any other failure is logged and
+// skipped job with reason not_found, one that cannot be read as an error
+// job with reason access_denied, and any other failure is logged and
 // counted in Summary.Errors. Only a failed listing (no such bucket, no
 // access, an unreadable folder root) or the end of the context stops a
 // sweep early; Run then still returns what was done.
@@ -55,6 +59,7 @@ import (
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/scan"
 	"github.com/lazaret/lazaret/internal/store"
+	"github.com/lazaret/lazaret/internal/worker"
 )
 
 // Scanner is the pipeline.
@@ -257,6 +262,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 type sweeper struct {
 	cfg Config
 	log *slog.Logger
+	// worker runs each object's or file's job once it is taken up.
+	worker *worker.Worker
 
 	mu  sync.Mutex
 	sum Summary
@@ -316,6 +323,15 @@ func newSweeper(cfg Config) (*sweeper, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	wc := worker.Config{Jobs: cfg.Jobs, Pipeline: cfg.Pipeline, Objects: cfg.Objects, Logger: s.log}
+	if cfg.Notify != nil {
+		wc.Notify = s.notify
+	}
+	w, err := worker.New(wc)
+	if err != nil {
+		return nil, fmt.Errorf("sweep: %w", err)
+	}
+	s.worker = w
 	return s, nil
 }
 
@@ -398,9 +414,6 @@ func (s *sweeper) inScope(o Object) bool {
 	return true
 }
 
-// final reports whether a stored job needs no new scan: done with a
-// verdict other than error. Errors are worth another try, and a skipped
-// verdict (too large, gone) would only be reached again.
 // stored returns the job a sweep already made for id (nil if none), and
 // whether it is final: a resumed sweep skips those.
 func (s *sweeper) stored(ctx context.Context, id string) (*scan.Job, bool, error) {
@@ -414,6 +427,9 @@ func (s *sweeper) stored(ctx context.Context, id string) (*scan.Job, bool, error
 	return job, final(job), nil
 }
 
+// final reports whether a stored job needs no new scan: done with a
+// verdict other than error. Errors are worth another try, and a skipped
+// verdict (too large, gone) would only be reached again.
 func final(job *scan.Job) bool {
 	return job.Status == scan.Done && job.Verdict.Valid() && job.Verdict != scan.Error
 }
@@ -424,7 +440,9 @@ func finalTag(v string) bool {
 	return scan.Verdict(v).Valid()
 }
 
-// object sweeps one listed object.
+// object sweeps one listed object: the worker reads it (checking that it
+// is still what was listed), scans it, acts on the verdict, records the
+// job and notifies, as for an event.
 func (s *sweeper) object(ctx context.Context, o Object) (outcome, int64) {
 	b := s.cfg.Target.Bucket
 	if !s.inScope(o) {
@@ -439,55 +457,28 @@ func (s *sweeper) object(ctx context.Context, o Object) (outcome, int64) {
 	if done {
 		return resumed, 0
 	}
-	fresh := &scan.Job{
-		ID: id, Status: scan.Queued, Name: path.Base(o.Key), Size: o.Size, CreatedAt: time.Now().UTC(),
-		Source: scan.Source{Kind: "s3", Bucket: b, Key: o.Key, VersionID: o.VersionID, ETag: normalizeETag(o.ETag)},
-	}
 	if s.cfg.UntaggedOnly {
 		tags, err := s.cfg.Tags.Tags(ctx, b, o.Key, o.VersionID)
 		switch {
 		case err == nil && finalTag(tags[s.cfg.TagKey]):
 			return tagged, 0
-		case errors.Is(err, objstore.ErrNotFound):
-			return s.gone(ctx, log, existing, fresh, "the object no longer exists")
-		case err != nil:
+		case err != nil && !errors.Is(err, objstore.ErrNotFound):
 			return s.fail(ctx, log, "read tags", err)
 		}
+		// An object gone since the listing is found gone again when the
+		// worker reads it, and recorded as such.
 	}
-	body, info, err := s.cfg.Objects.Open(ctx, b, o.Key, o.VersionID, o.ETag)
-	switch {
-	case errors.Is(err, objstore.ErrNotFound):
-		return s.gone(ctx, log, existing, fresh, "the object no longer exists")
-	case errors.Is(err, objstore.ErrChanged):
-		return s.gone(ctx, log, existing, fresh, "the object changed since it was listed; the new content has its own job")
-	case errors.Is(err, objstore.ErrAccessDenied) && ctx.Err() == nil:
-		// Unreadable: an error verdict, never clean, on record.
-		if ferr := s.finish(ctx, existing, fresh, scan.Error, scan.ReasonAccessDenied, err.Error()); ferr != nil {
-			return s.fail(ctx, log, "record unreadable object", ferr)
-		}
-		return s.fail(ctx, log, "open object", err)
-	case err != nil:
-		return s.fail(ctx, log, "open object", err)
-	}
-	defer body.Close()
-	// Pin the version that was read: on a versioned bucket a delete must
-	// remove these bytes, not add a delete marker over them.
-	fresh.Source.VersionID = info.VersionID
-	job, err := s.prepare(ctx, existing, fresh)
+	job, err := s.prepare(ctx, existing, &scan.Job{
+		ID: id, Status: scan.Queued, Name: path.Base(o.Key), Size: o.Size, CreatedAt: time.Now().UTC(),
+		Source: scan.Source{Kind: "s3", Bucket: b, Key: o.Key, VersionID: o.VersionID, ETag: normalizeETag(o.ETag)},
+	})
 	if errors.Is(err, errTaken) {
 		return resumed, 0
 	}
 	if err != nil {
 		return s.fail(ctx, log, "create job", err)
 	}
-	src := job.Source
-	req := pipeline.Request{
-		Job: job, Name: job.Name, Body: body, Size: info.Size, Source: src, RequeueOnError: true,
-		Effects: func(ctx context.Context, j *scan.Job) ([]string, error) {
-			return s.cfg.Objects.Apply(ctx, src.Bucket, src.Key, src.VersionID, j)
-		},
-	}
-	return s.scan(ctx, log, req)
+	return s.ended(ctx, log, job, s.worker.ProcessOnce(ctx, job, nil))
 }
 
 func normalizeETag(s string) string { return strings.ToLower(strings.Trim(s, `"`)) }
@@ -530,101 +521,51 @@ func (s *sweeper) prepare(ctx context.Context, existing, fresh *scan.Job) (*scan
 	return existing, nil
 }
 
-// scan runs the pipeline on a prepared job and sorts out what became of it.
-func (s *sweeper) scan(ctx context.Context, log *slog.Logger, req pipeline.Request) (outcome, int64) {
-	job, err := s.cfg.Pipeline.Scan(ctx, req)
+// ended counts how the worker's run of a job ended (err is what it
+// returned).
+func (s *sweeper) ended(ctx context.Context, log *slog.Logger, job *scan.Job, err error) (outcome, int64) {
 	switch {
 	case err == nil:
-		s.notify(ctx, log, job)
-		switch job.Verdict {
-		case scan.Clean:
-			return clean, job.Size
-		case scan.Infected:
-			return infected, job.Size
-		case scan.Skipped:
-			return unscannable, job.Size
-		case scan.Error:
-			return failed, job.Size
-		}
-		log.LogAttrs(ctx, slog.LevelWarn, "scan ended without a verdict", slog.String("verdict", string(job.Verdict)))
-		return failed, job.Size
+		return verdict(ctx, log, job)
 	case ctx.Err() != nil:
-		// Cut short by the interruption: the pipeline left the job
-		// queued (or it never started), for the next sweep.
+		// Cut short by the interruption: the job is left queued, for the
+		// next sweep.
 		return unfinished, 0
-	case errors.Is(err, pipeline.ErrRequeued):
-		// A real error verdict (an engine down, a timeout). The pipeline
-		// queued the job again for a retry, which for a sweep is the
-		// next run; until then it is recorded as done with its error.
-		job.Status, job.Verdict = scan.Done, scan.Error
-		fin := time.Now().UTC()
-		job.FinishedAt = &fin
-		if uerr := s.cfg.Jobs.UpdateJob(context.WithoutCancel(ctx), job, scan.Queued); uerr != nil {
-			log.LogAttrs(ctx, slog.LevelWarn, "recording an error verdict failed", slog.String("error", uerr.Error()))
-		} else {
-			s.notify(ctx, log, job)
-		}
-		log.LogAttrs(ctx, slog.LevelWarn, "scan error", slog.String("reason", string(job.Reason)), slog.String("error", job.Error))
-		return failed, job.Size
 	case errors.Is(err, store.ErrConflict):
 		// Another process moved the job on (a second sweep at once).
 		return resumed, 0
-	case errors.Is(err, pipeline.ErrStore):
-		return s.fail(ctx, log, "store job", err)
-	case errors.Is(err, objstore.ErrNotFound), errors.Is(err, objstore.ErrChanged):
-		// The effects found the object gone or replaced after it was
-		// read: the verdict applies to nothing there now.
-		return s.gone(ctx, log, job, nil, "the object was deleted or replaced during its scan")
 	}
-	// Effects failed otherwise (a denied tag write, no room for the
-	// status tag): the pipeline left the job queued, so the next sweep
-	// tries again.
-	return s.fail(ctx, log, "apply effects", err)
+	// The job could not be stored, or its effects failed (a denied tag
+	// write, no room for the status tag): it is left queued, so the next
+	// sweep tries again.
+	return s.fail(ctx, log, "scan", err)
 }
 
-// gone records an object that disappeared or changed as a skipped job, so
-// that its history shows why it was not scanned.
-func (s *sweeper) gone(ctx context.Context, log *slog.Logger, existing, fresh *scan.Job, why string) (outcome, int64) {
-	if ctx.Err() != nil {
-		return unfinished, 0
+// verdict counts a finished job by its verdict, and bytes by whether the
+// object was read: an object gone or changed before its read is recorded
+// as skipped with reason not_found, one that could not be read as an
+// error with reason access_denied.
+func verdict(ctx context.Context, log *slog.Logger, job *scan.Job) (outcome, int64) {
+	switch job.Verdict {
+	case scan.Clean:
+		return clean, job.Size
+	case scan.Infected:
+		return infected, job.Size
+	case scan.Skipped:
+		if job.Reason == scan.ReasonNotFound {
+			log.LogAttrs(ctx, slog.LevelDebug, "object skipped", slog.String("why", job.Error))
+			return gone, 0
+		}
+		return unscannable, job.Size
+	case scan.Error:
+		log.LogAttrs(ctx, slog.LevelWarn, "scan error", slog.String("reason", string(job.Reason)), slog.String("error", job.Error))
+		if job.Reason == scan.ReasonAccessDenied {
+			return failed, 0
+		}
+		return failed, job.Size
 	}
-	if err := s.finish(ctx, existing, fresh, scan.Skipped, scan.ReasonNotFound, why); err != nil {
-		return s.fail(ctx, log, "record skipped object", err)
-	}
-	log.LogAttrs(ctx, slog.LevelDebug, "object skipped", slog.String("why", why))
-	if existing == nil {
-		existing = fresh
-	}
-	s.notify(ctx, log, existing)
-	return gone, 0
-}
-
-// finish stores a job decided without a scan: existing, its stored job if
-// any, else fresh, newly created. A job already done keeps its record:
-// done -> done is not a move.
-func (s *sweeper) finish(ctx context.Context, existing, fresh *scan.Job, v scan.Verdict, reason scan.Reason, msg string) error {
-	job, from := existing, scan.StatusNew
-	if job == nil {
-		job = fresh
-	} else {
-		from = job.Status
-	}
-	if from == scan.Done {
-		return nil
-	}
-	fin := time.Now().UTC()
-	job.Status, job.Verdict, job.Reason, job.Error, job.FinishedAt = scan.Done, v, reason, msg, &fin
-	job.Actions = nil
-	var err error
-	if from == scan.StatusNew {
-		err = s.cfg.Jobs.CreateJob(ctx, job)
-	} else {
-		err = s.cfg.Jobs.UpdateJob(ctx, job, from)
-	}
-	if err != nil && !errors.Is(err, store.ErrConflict) {
-		return err
-	}
-	return nil
+	log.LogAttrs(ctx, slog.LevelWarn, "scan ended without a verdict", slog.String("verdict", string(job.Verdict)))
+	return failed, job.Size
 }
 
 // fail logs one object's failure; the sweep goes on.
@@ -636,11 +577,11 @@ func (s *sweeper) fail(ctx context.Context, log *slog.Logger, what string, err e
 	return failed, 0
 }
 
-func (s *sweeper) notify(ctx context.Context, log *slog.Logger, job *scan.Job) {
-	if s.cfg.Notify == nil {
-		return
-	}
+// notify tells Config.Notify about a finished job. Its failures are
+// logged: a sweep has no message to have delivered again.
+func (s *sweeper) notify(ctx context.Context, job *scan.Job) error {
 	if err := s.cfg.Notify(ctx, job); err != nil {
-		log.LogAttrs(ctx, slog.LevelWarn, "notification failed", slog.String("error", err.Error()))
+		s.log.LogAttrs(ctx, slog.LevelWarn, "notification failed", slog.String("job", job.ID), slog.String("error", err.Error()))
 	}
+	return nil
 }
