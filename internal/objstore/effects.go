@@ -265,8 +265,16 @@ func (s *Store) copyToQuarantine(ctx context.Context, src Info, versionID string
 		}
 		_, err = s.client.ComposeObject(ctx, dstOpts, srcOpts)
 	}
+	if err = classify(err); errors.Is(err, ErrNotFound) {
+		// Not found may be the destination (no quarantine bucket), which
+		// must not read as the original being gone: that would record
+		// the infected object as skipped and leave it where it is.
+		if _, serr := s.Stat(ctx, src.Bucket, src.Key, src.VersionID); serr == nil {
+			return fmt.Errorf("copy to %s/%s: the destination cannot be written (does the quarantine bucket exist?): %v", qb, qkey, err)
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("copy to %s/%s: %w", qb, qkey, classify(err))
+		return fmt.Errorf("copy to %s/%s: %w", qb, qkey, err)
 	}
 	return nil
 }

@@ -426,6 +426,19 @@ func TestQuarantineRerun(t *testing.T) {
 			t.Errorf("got %v, want ErrNotFound", err)
 		}
 	})
+	t.Run("quarantine bucket missing", func(t *testing.T) {
+		// The infected object must stay flagged as a failure to retry,
+		// never read as gone (skipped), and never be deleted uncopied.
+		missing := newStore(t, Config{OnInfected: OnInfectedQuarantine, QuarantineBucket: "no-such-quarantine-bucket", QuarantinePrefix: "infected/"})
+		info := put(t, s, bucket, "d.exe", "payload", opts)
+		_, err := missing.Apply(ctx, bucket, "d.exe", "", doneJob(scan.Infected, info.ETag))
+		if err == nil || errors.Is(err, ErrNotFound) {
+			t.Fatalf("got %v, want an error that is not ErrNotFound", err)
+		}
+		if !exists(t, s, bucket, "d.exe") {
+			t.Error("original deleted without a quarantine copy")
+		}
+	})
 	t.Run("into a prefix of the same bucket", func(t *testing.T) {
 		same := newStore(t, Config{OnInfected: OnInfectedQuarantine, QuarantineBucket: bucket, QuarantinePrefix: "quarantine/"})
 		info := put(t, s, bucket, "c.exe", "payload", opts)
