@@ -93,6 +93,9 @@ type Config struct {
 	// older (engines that cannot tell their signatures' age pass); 0
 	// turns the check off.
 	MaxSignatureAge time.Duration
+	// ReadyChecks are further parts readiness needs, by the name /readyz
+	// reports them under (the quarantine bucket).
+	ReadyChecks map[string]func(context.Context) error
 	// Metrics serves /metrics; nil answers 404.
 	Metrics http.Handler
 	// Console serves the web console under /; nil answers 404.
@@ -241,8 +244,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// readyz answers 200 when the store, the queue and every engine answer,
-// else 503 naming what fails.
+// readyz answers 200 when the store, the queue, every engine and the
+// ReadyChecks answer, else 503 naming what fails.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
@@ -253,6 +256,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Queue != nil {
 		if err := s.cfg.Queue.Ping(ctx); err != nil {
 			failing["queue"] = err.Error()
+		}
+	}
+	for name, check := range s.cfg.ReadyChecks {
+		if err := check(ctx); err != nil {
+			failing[name] = err.Error()
 		}
 	}
 	for _, e := range s.cfg.Engines.Status(ctx) {

@@ -398,3 +398,23 @@ func TestBucketPendingTag(t *testing.T) {
 		t.Errorf("after retries with clamd down: lazaret-status %q, want pending", s)
 	}
 }
+
+// TestReadyNeedsQuarantineBucket: with on_infected: quarantine, /readyz
+// fails naming the quarantine bucket until it exists, since every
+// infected object would fail its move meanwhile.
+func TestReadyNeedsQuarantineBucket(t *testing.T) {
+	engines := []config.Engine{{Name: "clamav", Type: config.TypeClamd, Address: testenv.ClamdAddr(t), Timeout: 30 * time.Second}}
+	mc, c := startBucketServer(t, engines, "http://127.0.0.1:9/unused", func(cfg *config.Config) {
+		cfg.Effects.OnInfected, cfg.Effects.QuarantineBucket = "quarantine", "held"
+	})
+	code, body := c.do("GET", "/readyz", "", nil)
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "quarantine bucket") {
+		t.Fatalf("readyz without the quarantine bucket: %d %s", code, body)
+	}
+	if err := mc.MakeBucket(context.Background(), "held", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := c.do("GET", "/readyz", "", nil); code != http.StatusOK {
+		t.Errorf("readyz with the quarantine bucket: %d %s", code, body)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/lazaret/lazaret/internal/build"
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/metrics"
+	"github.com/lazaret/lazaret/internal/objstore"
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/proxy"
 	"github.com/lazaret/lazaret/internal/queue"
@@ -278,6 +279,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 		if intake != nil {
 			ac.Events = intake
+		}
+		if objects != nil && objects.Config().OnInfected == objstore.OnInfectedQuarantine {
+			// Without it every infected object would fail its move.
+			qb := cfg.Effects.QuarantineBucket
+			ac.ReadyChecks = map[string]func(context.Context) error{
+				"quarantine bucket": func(ctx context.Context) error { return objects.Ping(ctx, qb) },
+			}
 		}
 		if notifier != nil {
 			ac.Deliveries = a.store
