@@ -1,5 +1,7 @@
 // Package sqlite is lazaret's embedded store driver: jobs and the verdict
 // cache in one SQLite file, through the pure Go modernc.org/sqlite (no cgo).
+// The cache is the jobs table itself: a job row keeps the engines key its
+// clean or infected verdict was made under, so a scan writes one row.
 //
 // The file runs in WAL mode with synchronous=NORMAL, a busy timeout and
 // foreign keys on. SQLite allows one writer at a time, so the Store holds
