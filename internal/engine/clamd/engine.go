@@ -52,6 +52,8 @@ type Engine struct {
 	dials   atomic.Int64
 	retries atomic.Int64
 	fdScans atomic.Int64 // scans sent as a descriptor (zFILDES)
+
+	memfds fdPool
 }
 
 var (
@@ -84,6 +86,7 @@ func New(cfg Config, logger *slog.Logger) (*Engine, error) {
 	for _, a := range addrs {
 		e.backends = append(e.backends, newBackend(a, cfg.MaxConns))
 	}
+	e.memfds.max = cfg.MaxConns * len(addrs)
 	if cfg.SignaturesDir != "" {
 		e.sigs = &sigState{dir: cfg.SignaturesDir}
 	}
@@ -103,6 +106,7 @@ func (e *Engine) Close() error {
 	for _, b := range e.backends {
 		b.close()
 	}
+	e.memfds.close()
 	return nil
 }
 
@@ -281,6 +285,7 @@ func (e *Engine) passable(b *backend, s scan.Sample) []byte {
 // nil, and says what to do with c next.
 func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bool, fd []byte) (scan.Result, connState, error) {
 	var body io.ReadCloser
+	var answered bool // clamd replied to this command
 	if fd == nil {
 		var err error
 		if body, err = s.Body.Open(); err != nil {
@@ -303,7 +308,20 @@ func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bo
 	var sent int64
 	var readErr, writeErr error
 	if fd != nil {
-		sent, readErr, writeErr = e.sendFD(c, fd)
+		var mf int
+		mf, sent, readErr, writeErr = e.sendFD(c, fd)
+		if mf >= 0 {
+			defer func() {
+				// Only once clamd answered this very command is it done
+				// with the file; otherwise it might still read it, and a
+				// rewrite for another sample would change what it scans.
+				if answered {
+					e.memfds.put(mf)
+				} else {
+					closeFD(mf)
+				}
+			}()
+		}
 	} else {
 		sent, readErr, writeErr = e.send(c, body)
 	}
@@ -350,6 +368,7 @@ func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bo
 		line = rest
 		c.nextID++
 	}
+	answered = rerr == nil
 	res, err := ParseReply(line)
 	switch {
 	case err != nil:
@@ -420,31 +439,32 @@ func (e *Engine) send(c *conn, body io.Reader) (sent int64, readErr, writeErr er
 // sendFD writes zFILDES (and IDSESSION, the first time on a session),
 // then one byte carrying a descriptor of an in-memory file holding data:
 // clamd reads the command, then expects the descriptor in a message of
-// its own. readErr reports a file that could not be made (nothing was
-// sent); writeErr a failed write.
-func (e *Engine) sendFD(c *conn, data []byte) (sent int64, readErr, writeErr error) {
+// its own. It returns the file (-1 if none was made), which the caller
+// gives back to e.memfds once clamd answered, else closes. readErr
+// reports a file that could not be made (nothing was sent); writeErr a
+// failed write.
+func (e *Engine) sendFD(c *conn, data []byte) (mf int, sent int64, readErr, writeErr error) {
 	uc, ok := c.nc.(*net.UnixConn)
 	if !ok {
-		return 0, fmt.Errorf("zFILDES needs a unix socket, not %T", c.nc), nil
+		return -1, 0, fmt.Errorf("zFILDES needs a unix socket, not %T", c.nc), nil
 	}
-	fd, err := sampleFD(data)
+	mf, err := e.memfds.get(data)
 	if err != nil {
-		return 0, err, nil
+		return -1, 0, err, nil
 	}
-	defer closeFD(fd)
 	cmd := cmdFildes
 	if c.session && !c.started {
 		cmd = cmdSession + cmdFildes
 		c.started = true
 	}
 	if _, err := io.WriteString(uc, cmd); err != nil {
-		return 0, nil, err
+		return mf, 0, nil, err
 	}
-	if _, _, err := uc.WriteMsgUnix([]byte{0}, rights(fd), nil); err != nil {
-		return 0, nil, err
+	if _, _, err := uc.WriteMsgUnix([]byte{0}, rights(mf), nil); err != nil {
+		return mf, 0, nil, err
 	}
 	e.fdScans.Add(1)
-	return int64(len(data)), nil, nil
+	return mf, int64(len(data)), nil, nil
 }
 
 func (e *Engine) getBuf() *[]byte {

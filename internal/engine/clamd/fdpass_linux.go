@@ -10,26 +10,32 @@ import (
 // file descriptor.
 const fdPassing = true
 
-// sampleFD returns an anonymous in-memory file (memfd) holding data, for
-// zFILDES. The caller closes it; clamd gets its own reference with the
-// message, so it may be closed as soon as that is sent.
-func sampleFD(data []byte) (int, error) {
+// newMemfd returns a new anonymous in-memory file.
+func newMemfd() (int, error) {
 	fd, err := unix.MemfdCreate("lazaret-sample", unix.MFD_CLOEXEC)
 	if err != nil {
 		return -1, fmt.Errorf("memfd_create: %w", err)
 	}
-	for off := 0; off < len(data); {
-		n, err := unix.Pwrite(fd, data[off:], int64(off))
-		if err != nil {
-			unix.Close(fd)
-			return -1, fmt.Errorf("memfd write: %w", err)
-		}
-		off += n
-	}
 	return fd, nil
 }
 
-// closeFD closes a descriptor from sampleFD.
+// fillFD makes the file fd hold exactly data: cut to its length (which
+// also frees the pages a larger sample left), then written from the start.
+func fillFD(fd int, data []byte) error {
+	if err := unix.Ftruncate(fd, int64(len(data))); err != nil {
+		return fmt.Errorf("memfd truncate: %w", err)
+	}
+	for off := 0; off < len(data); {
+		n, err := unix.Pwrite(fd, data[off:], int64(off))
+		if err != nil {
+			return fmt.Errorf("memfd write: %w", err)
+		}
+		off += n
+	}
+	return nil
+}
+
+// closeFD closes a descriptor from newMemfd.
 func closeFD(fd int) { unix.Close(fd) }
 
 // rights is the control message that passes fd.

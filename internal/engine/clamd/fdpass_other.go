@@ -6,7 +6,9 @@ import "errors"
 
 const fdPassing = false
 
-func sampleFD([]byte) (int, error) { return -1, errors.New("no memfd on this system") }
+func newMemfd() (int, error) { return -1, errors.New("no memfd on this system") }
+
+func fillFD(int, []byte) error { return errors.New("no memfd on this system") }
 
 func closeFD(int) {}
 

@@ -5,6 +5,8 @@ package clamd
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/lazaret/lazaret/internal/scan"
@@ -41,6 +43,10 @@ func TestScanFDPass(t *testing.T) {
 			}
 			if got, want := e.fdScans.Load(), int64(2*len(samples)); got != want {
 				t.Errorf("scans passed as descriptors: got %d, want %d", got, want)
+			}
+			// One scan at a time: one in-memory file, rewritten.
+			if made := e.memfds.made; made != 1 {
+				t.Errorf("in-memory files made: got %d, want 1 reused", made)
 			}
 		})
 	}
@@ -88,5 +94,41 @@ func TestScanFDPassUnknown(t *testing.T) {
 	}
 	if fildes != 1 || instream != 3 {
 		t.Errorf("got %d FILDES and %d INSTREAM commands, want 1 and 3", fildes, instream)
+	}
+	// clamd never answered for the file it was offered: it is closed,
+	// not kept for another sample.
+	if n := len(e.memfds.free); n != 0 {
+		t.Errorf("%d in-memory files kept after an unanswered command, want 0", n)
+	}
+}
+
+// TestScanFDPassConcurrent: in-memory files are reused across scans, so
+// a file rewritten too early would give one sample another's verdict.
+// Many scans at once, infected and clean mixed, must each get their own.
+func TestScanFDPassConcurrent(t *testing.T) {
+	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	e := newEngine(t, Config{Addresses: []string{c.Unix}, MaxConns: 4})
+	var wg sync.WaitGroup
+	errs := make(chan string, 8*40)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				data, want := randomBytes(4096+i*64), scan.Clean
+				if (w+i)%3 == 0 {
+					data, want = testenv.EICAR, scan.Infected
+				}
+				if got := scanBytes(t, e, data); got.Verdict != want {
+					errs <- fmt.Sprintf("worker %d scan %d: got %s (%s), want %s", w, i, got.Verdict, got.Detail, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Error(msg)
+	}
+	if made, n := e.memfds.made, e.fdScans.Load(); made > 4+1 || n != 8*40 {
+		t.Errorf("made %d in-memory files for %d scans; want at most one per connection", made, n)
 	}
 }
