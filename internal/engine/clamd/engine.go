@@ -216,13 +216,13 @@ func (e *Engine) scanOn(ctx context.Context, b *backend, s scan.Sample) (res sca
 			return scan.Result{}, nil, dialErr
 		}
 	}
-	fd := e.passable(b, s)
-	res, next, err := e.instream(ctx, c, s, reused, fd)
+	passed := e.passable(b, s)
+	res, next, err := e.instream(ctx, c, s, reused, passed)
 	if next == connNoFD {
 		c.close()
 		b.noFD.Store(true)
 		e.log.Warn("clamd does not take file descriptors (zFILDES); streaming samples instead", "address", b.addr.raw)
-		fd = nil
+		passed = nil
 		if c, dialErr = e.dial(ctx, b, e.reuse()); dialErr != nil {
 			return scan.Result{}, nil, dialErr
 		}
@@ -240,7 +240,7 @@ func (e *Engine) scanOn(ctx context.Context, b *backend, s scan.Sample) (res sca
 		if c, dialErr = e.dial(ctx, b, e.reuse()); dialErr != nil {
 			return scan.Result{}, nil, dialErr
 		}
-		res, next, err = e.instream(ctx, c, s, false, fd)
+		res, next, err = e.instream(ctx, c, s, false, passed)
 	}
 	if next != connKeep || !b.putIdle(c, e.now()) {
 		c.close()
@@ -281,12 +281,13 @@ func (e *Engine) passable(b *backend, s scan.Sample) []byte {
 	return m.Bytes()
 }
 
-// instream runs one zINSTREAM on c, or a zFILDES of fd when fd is not
-// nil, and says what to do with c next.
-func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bool, fd []byte) (scan.Result, connState, error) {
+// instream runs one zINSTREAM on c, or, when passed is not nil, a zFILDES
+// of a file holding passed (the sample's bytes), and says what to do with
+// c next.
+func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bool, passed []byte) (scan.Result, connState, error) {
 	var body io.ReadCloser
 	var answered bool // clamd replied to this command
-	if fd == nil {
+	if passed == nil {
 		var err error
 		if body, err = s.Body.Open(); err != nil {
 			// Nothing was sent: a session is still good for the next scan.
@@ -307,9 +308,9 @@ func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bo
 
 	var sent int64
 	var readErr, writeErr error
-	if fd != nil {
+	if passed != nil {
 		var mf int
-		mf, sent, readErr, writeErr = e.sendFD(c, fd)
+		mf, sent, readErr, writeErr = e.sendFD(c, passed)
 		if mf >= 0 {
 			defer func() {
 				// Only once clamd answered this very command is it done
@@ -335,7 +336,7 @@ func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bo
 	// size limit exceeded. ERROR" and closes while we are still sending.
 	line, rerr := c.r.ReadSlice(0)
 	interrupted := !stop()
-	if fd != nil && rerr == nil && bytes.HasSuffix(line, []byte("UNKNOWN COMMAND\x00")) {
+	if passed != nil && rerr == nil && bytes.HasSuffix(line, []byte("UNKNOWN COMMAND\x00")) {
 		return scan.Result{}, connNoFD, nil
 	}
 	if reused && !interrupted && ctx.Err() == nil && !replyFor(line, c.nextID) {
