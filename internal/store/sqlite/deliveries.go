@@ -17,8 +17,7 @@ func (s *Store) AddDelivery(ctx context.Context, d *store.Delivery) error {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, target, event, body, state, attempts, next_at, last_error, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		_, err := tx.StmtContext(ctx, s.stmts.insertDelivery).ExecContext(ctx,
 			d.ID, d.Target, d.Event, d.Body, store.DeliveryPending, d.Attempts, d.NextAt.UnixMicro(), d.LastError, created.UnixMicro())
 		if err != nil {
 			return fmt.Errorf("sqlite: add delivery %s: %w", d.ID, err)
@@ -30,7 +29,7 @@ func (s *Store) AddDelivery(ctx context.Context, d *store.Delivery) error {
 // UpdateDelivery records an attempt.
 func (s *Store) UpdateDelivery(ctx context.Context, d *store.Delivery) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?`,
+		res, err := tx.StmtContext(ctx, s.stmts.updateDelivery).ExecContext(ctx,
 			d.State, d.Attempts, d.NextAt.UnixMicro(), d.LastError, d.ID)
 		if err != nil {
 			return fmt.Errorf("sqlite: update delivery %s: %w", d.ID, err)
@@ -71,13 +70,11 @@ func scanDeliveries(rows *sql.Rows) ([]*store.Delivery, error) {
 }
 
 // ClaimDeliveries claims pending deliveries that are due.
-// The single writer makes select-and-update one atomic step.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*store.Delivery, error) {
 	var out []*store.Delivery
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET next_at = ?
-			WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?)
-			RETURNING `+deliveryColumns, now.Add(lease).UnixMicro(), now.UnixMicro(), max(limit, 1))
+		rows, err := tx.StmtContext(ctx, s.stmts.claimDeliveries).QueryContext(ctx,
+			now.Add(lease).UnixMicro(), now.UnixMicro(), max(limit, 1))
 		if err != nil {
 			return fmt.Errorf("sqlite: claim deliveries: %w", err)
 		}

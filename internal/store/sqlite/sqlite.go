@@ -204,8 +204,9 @@ const lookupVerdictSQL = `SELECT sha256, engines_key, verdict, findings, engines
 // statements are the hot queries, prepared once per connection: SQLite
 // spends more time compiling these than running them.
 type statements struct {
-	insertJob, updateJob, jobStatus           *sql.Stmt // on the writer
-	getJob, lookupVerdict, getJobStatusReader *sql.Stmt // on the reader
+	insertJob, updateJob, jobStatus                 *sql.Stmt // on the writer
+	insertDelivery, updateDelivery, claimDeliveries *sql.Stmt // on the writer
+	getJob, lookupVerdict, getJobStatusReader       *sql.Stmt // on the reader
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -223,6 +224,13 @@ func (s *Store) prepare(ctx context.Context) error {
 			finished_at = ?, updated_at = ?, engines_key = ?
 			WHERE id = ? AND status = ?`},
 		{&s.stmts.jobStatus, s.writeDB, `SELECT status FROM jobs WHERE id = ?`},
+		{&s.stmts.insertDelivery, s.writeDB, `INSERT INTO deliveries (` + deliveryColumns + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+		{&s.stmts.updateDelivery, s.writeDB, `UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ? WHERE id = ?`},
+		// The single writer makes select-and-update one atomic step.
+		{&s.stmts.claimDeliveries, s.writeDB, `UPDATE deliveries SET next_at = ?
+			WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?)
+			RETURNING ` + deliveryColumns},
 		{&s.stmts.getJob, s.reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
 		{&s.stmts.getJobStatusReader, s.reader, `SELECT status FROM jobs WHERE id = ?`},
 		{&s.stmts.lookupVerdict, s.reader, lookupVerdictSQL},
@@ -238,7 +246,8 @@ func (s *Store) prepare(ctx context.Context) error {
 
 func (st *statements) close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{st.insertJob, st.updateJob, st.jobStatus, st.getJob, st.lookupVerdict, st.getJobStatusReader} {
+	for _, stmt := range []*sql.Stmt{st.insertJob, st.updateJob, st.jobStatus, st.insertDelivery, st.updateDelivery,
+		st.claimDeliveries, st.getJob, st.lookupVerdict, st.getJobStatusReader} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
