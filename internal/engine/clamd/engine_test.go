@@ -170,6 +170,18 @@ func TestScanLimits(t *testing.T) {
 	}
 }
 
+// onFildes answers zFILDES as given, and anything else (a streamed
+// sample) with a clean reply, so that a case passes only if the sample
+// really went as a descriptor.
+func onFildes(reply string, hangup, wait bool) fakeHandler {
+	return func(cmd string, id int) (string, bool, bool) {
+		if cmd != "FILDES" {
+			return "stream: OK\x00", false, false
+		}
+		return reply, hangup, wait
+	}
+}
+
 // TestScanFailuresNotClean runs each way a clamd can fail and checks the
 // result is not clean and carries the right reason.
 func TestScanFailuresNotClean(t *testing.T) {
@@ -235,6 +247,32 @@ func TestScanFailuresNotClean(t *testing.T) {
 			return []string{f.addr}
 		}, scan.Error, scan.ReasonTimeout, nil},
 		{"one dead address, one healthy", func(t *testing.T) []string { return []string{deadAddr(t), shared} }, scan.Infected, "", nil},
+		// The same failures when the sample goes as a descriptor (zFILDES).
+		{"killed clamd, unix socket", func(t *testing.T) []string {
+			c := testenv.StartClamd(t, testenv.ClamdOptions{})
+			c.Kill()
+			return []string{c.Unix}
+		}, scan.Error, scan.ReasonEngineError, ErrNoAddress},
+		{"fildes error reply", func(t *testing.T) []string {
+			f := startFakeUnix(t, onFildes("fd[3]: lstat() failed. ERROR\x00", false, false))
+			return []string{f.addr}
+		}, scan.Error, scan.ReasonEngineError, ErrReplyError},
+		{"fildes cut-off reply", func(t *testing.T) []string {
+			f := startFakeUnix(t, onFildes("fd[3]: O", true, false))
+			return []string{f.addr}
+		}, scan.Error, scan.ReasonEngineError, ErrUnexpectedReply},
+		{"fildes closed without reply", func(t *testing.T) []string {
+			f := startFakeUnix(t, onFildes("", true, false))
+			return []string{f.addr}
+		}, scan.Error, scan.ReasonEngineError, ErrUnexpectedReply},
+		{"fildes reply to another command", func(t *testing.T) []string {
+			f := startFakeUnix(t, onFildes("!7: fd[3]: OK\x00", false, false))
+			return []string{f.addr}
+		}, scan.Error, scan.ReasonEngineError, ErrUnexpectedReply},
+		{"fildes no answer", func(t *testing.T) []string {
+			f := startFakeUnix(t, onFildes("", false, true))
+			return []string{f.addr}
+		}, scan.Error, scan.ReasonTimeout, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addrs := tc.setup(t)

@@ -149,6 +149,13 @@ func (f *fakeClamd) serve(c net.Conn, h fakeHandler) {
 				return
 			}
 		}
+		if cmd == "FILDES" {
+			// The byte that carried the descriptor; reading it without
+			// a control buffer makes the kernel close the descriptor.
+			if _, err := r.ReadByte(); err != nil {
+				return
+			}
+		}
 		if session {
 			id++
 		}
