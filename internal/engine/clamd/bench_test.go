@@ -21,7 +21,11 @@ import (
 // naiveInstream is the baseline the engine must beat: a new connection
 // per file, the whole file in one chunk, one write, read the reply.
 func naiveInstream(addr string, data []byte) (string, error) {
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(addr, "tcp://"), 5*time.Second)
+	network, address := "tcp", strings.TrimPrefix(addr, "tcp://")
+	if p, ok := strings.CutPrefix(addr, "unix://"); ok {
+		network, address = "unix", p
+	}
+	conn, err := net.DialTimeout(network, address, 5*time.Second)
 	if err != nil {
 		return "", err
 	}
@@ -49,8 +53,18 @@ func naiveInstream(addr string, data []byte) (string, error) {
 // multi-core machine.
 //
 //	go test -run '^$' -bench BenchmarkScan -benchtime 2000x ./internal/engine/clamd/
-func BenchmarkScan(b *testing.B) {
-	addr := testenv.ClamdAddr(b)
+func BenchmarkScan(b *testing.B) { benchScan(b, testenv.ClamdAddr(b)) }
+
+// BenchmarkScanUnix is BenchmarkScan on clamd's unix socket, where the
+// engine hands clamd each sample as a descriptor (zFILDES) and the naive
+// client streams it over the same socket.
+//
+//	go test -run '^$' -bench BenchmarkScanUnix -benchtime 2000x ./internal/engine/clamd/
+func BenchmarkScanUnix(b *testing.B) {
+	benchScan(b, testenv.StartClamd(b, testenv.ClamdOptions{}).Unix)
+}
+
+func benchScan(b *testing.B, addr string) {
 	session, err := New(Config{Name: "clamav", Addresses: []string{addr}}, nil)
 	if err != nil {
 		b.Fatal(err)
