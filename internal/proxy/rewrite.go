@@ -87,9 +87,12 @@ type linkRewriter struct {
 	buf    []byte
 	// scan is where the search for the next "//" resumes in buf.
 	scan int
-	// prev is the byte before buf[0], or 0 at the stream's start.
-	prev byte
-	err  error
+	// prev is the byte before buf[0] once some of the stream is written
+	// out (begun); before that buf[0] is the stream's first byte. A flag
+	// and not a 0 for "none": a page may have a NUL byte before a "//".
+	prev  byte
+	begun bool
+	err   error
 }
 
 // newLinkRewriter returns a rewriter for a page at local path page.
@@ -170,7 +173,7 @@ func (w *linkRewriter) process(final bool) {
 		out = safe
 	}
 	if out > 0 {
-		w.prev = b[out-1]
+		w.prev, w.begun = b[out-1], true
 	}
 	n := copy(w.buf, b[out:])
 	w.buf = w.buf[:n]
@@ -192,17 +195,17 @@ func (w *linkRewriter) match(b []byte, i, out int) (start, end, rule int) {
 	if start < out {
 		return 0, 0, -1
 	}
-	prev := w.prev
+	prev, first := w.prev, !w.begun
 	if start > 0 {
-		prev = b[start-1]
+		prev, first = b[start-1], false
 	}
 	if start == i {
 		// Scheme-relative: only where a URL begins, not inside a path
 		// ("http://a//b") or after another scheme ("ftp://").
-		if prev != 0 && !strings.ContainsRune(" \t\r\n\"'=(<>,[", rune(prev)) {
+		if !first && !strings.ContainsRune(" \t\r\n\"'=(<>,[", rune(prev)) {
 			return 0, 0, -1
 		}
-	} else if isSchemeByte(prev) {
+	} else if !first && isSchemeByte(prev) {
 		return 0, 0, -1 // "git+https://": another scheme
 	}
 	h := i + 2

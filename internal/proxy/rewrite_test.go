@@ -95,6 +95,7 @@ func TestRewriteCases(t *testing.T) {
 		{"two in a row", "/s/p/", "https://pypi.org/x https://pypi.org/y", "../../x ../../y"},
 		{"adjacent", "/s/p/", "https://pypi.org/https://pypi.org/y", "../../../../y"},
 		{"JSON escaped slashes are left", "/s/p/", `"https:\/\/files.pythonhosted.org\/a"`, `"https:\/\/files.pythonhosted.org\/a"`},
+		{"a NUL byte is no URL's start", "/s/p/", "\x00//pypi.org/x", "\x00//pypi.org/x"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, chunk := range []int{0, 1, 5} {
