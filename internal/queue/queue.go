@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Sentinel errors that callers branch on. Drivers wrap them.
@@ -316,6 +317,11 @@ func checkJobID(id string) error {
 	}
 	if len(id) > maxJobIDLen {
 		return fmt.Errorf("%w: job ID longer than %d bytes", ErrMalformed, maxJobIDLen)
+	}
+	// JSON carries only UTF-8: an invalid byte would arrive as U+FFFD,
+	// naming another job.
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%w: job ID is not valid UTF-8", ErrMalformed)
 	}
 	for _, r := range id {
 		if !unicode.IsPrint(r) || unicode.IsSpace(r) {

@@ -60,7 +60,7 @@ func TestDecodeMessage(t *testing.T) {
 }
 
 func TestEncodeMessageRefusesBadIDs(t *testing.T) {
-	for _, id := range []string{"", "a b", "a\nb", strings.Repeat("x", maxJobIDLen+1)} {
+	for _, id := range []string{"", "a b", "a\nb", "a\xb2", strings.Repeat("x", maxJobIDLen+1)} {
 		if _, err := EncodeMessage(Message{JobID: id}); !errors.Is(err, ErrMalformed) {
 			t.Errorf("EncodeMessage(%q): got %v, want %v", id, err, ErrMalformed)
 		}

@@ -47,7 +47,8 @@ func ParseTarget(s string) (Target, error) {
 		// No scheme, or "://" inside a path: a folder.
 		return Target{Dir: filepath.Clean(s)}, nil
 	}
-	if !strings.EqualFold(scheme, "s3") {
+	// Not strings.EqualFold, which would take "ſ3" (U+017F) for "s3".
+	if scheme != "s3" && scheme != "S3" {
 		return Target{}, fmt.Errorf("sweep: target %q: scheme %q is not supported; want s3://BUCKET[/PREFIX] or a folder", s, scheme)
 	}
 	bucket, prefix, _ := strings.Cut(rest, "/")

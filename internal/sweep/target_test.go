@@ -40,6 +40,7 @@ func TestParseTarget(t *testing.T) {
 		{in: "s3://up.-loads", wantErr: "no dot next to"},
 		{in: "s3://192.168.1.10", wantErr: "IP address"},
 		{in: "gs://bucket/x", wantErr: "not supported"},
+		{in: "ſ3://bucket/x", wantErr: "not supported"}, // U+017F, which case-folds to 's'
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

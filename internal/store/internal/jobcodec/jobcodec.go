@@ -162,8 +162,11 @@ func DecodeCursor(c string) (string, error) {
 	}
 	body, sum := b[:len(b)-crc32.Size], b[len(b)-crc32.Size:]
 	id, ok := strings.CutPrefix(string(body), cursorPrefix)
+	// The base64 decoder skips CR and LF and ignores the unused low bits
+	// of the last character, so compare with the cursor EncodeCursor
+	// makes: only that one is accepted.
 	if !ok || binary.BigEndian.Uint32(sum) != crc32.ChecksumIEEE(body) ||
-		!Clean(id) {
+		!Clean(id) || EncodeCursor(id) != c {
 		return "", fmt.Errorf("%w: invalid cursor %q", store.ErrInvalid, c)
 	}
 	return id, nil
