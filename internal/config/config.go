@@ -636,32 +636,30 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 
 // ParseByteSize parses "123", "64K", "200MiB", "2GB", "1T".
 func ParseByteSize(s string) (int64, error) {
-	t := strings.TrimSpace(strings.ToUpper(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), "B")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = strings.TrimSpace(t[:len(t)-1])
-		}
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
+	mult, ok := sizeUnits[strings.ToUpper(strings.TrimSpace(t[i:]))]
+	if i == 0 || !ok {
 		return 0, fmt.Errorf("size %q: want a number of bytes like 1048576, 64K, 200MiB or 2G", s)
 	}
-	if n > (1<<62)/mult {
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n > (1<<62)/mult {
 		return 0, fmt.Errorf("size %q: too large", s)
 	}
 	return n * mult, nil
+}
+
+// sizeUnits are the units ParseByteSize takes, in upper case: powers of
+// 1024 whichever way they are written.
+var sizeUnits = map[string]int64{
+	"": 1, "B": 1,
+	"K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10,
+	"M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
+	"G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
+	"T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40,
 }
 
 // TokenValue returns the token's value, reading TokenFile if set.

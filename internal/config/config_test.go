@@ -111,6 +111,8 @@ func TestParseByteSize(t *testing.T) {
 		{"0", 0, true}, {"1048576", 1 << 20, true}, {"64K", 64 << 10, true}, {"200MiB", 200 << 20, true},
 		{"2G", 2 << 30, true}, {"2GB", 2 << 30, true}, {"1t", 1 << 40, true}, {" 5 M ", 5 << 20, true},
 		{"", 0, false}, {"-1", 0, false}, {"1X", 0, false}, {"99999999999T", 0, false},
+		{"1iB", 0, false}, {"1BIB", 0, false}, {"+5", 0, false}, {"K", 0, false}, {"1 0", 0, false},
+		{"99999999999999999999", 0, false}, {"5kib", 5 << 10, true},
 	} {
 		got, err := ParseByteSize(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
