@@ -9,6 +9,7 @@
 #   bash bench/bucket/run.sh                # N=500 objects of SIZE=16384 bytes, C=8 concurrent PUTs
 #   SIZE=1048576 N=200 bash bench/bucket/run.sh
 #   EVENTS=uploads bash bench/bucket/run.sh  # subscribe to uploads only, not to tag writes
+#   MINIO_QUEUE_DIR=1 bash bench/bucket/run.sh  # MinIO keeps events in a queue dir before sending
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-500}; SIZE=${SIZE:-16384}; C=${C:-8}
@@ -26,7 +27,7 @@ MINIO_NOTIFY_AMQP_ENABLE_PRIMARY=on MINIO_NOTIFY_AMQP_URL_PRIMARY="$LAZARET_TEST
 MINIO_NOTIFY_AMQP_EXCHANGE_PRIMARY=s3minioscan MINIO_NOTIFY_AMQP_EXCHANGE_TYPE_PRIMARY=topic \
 MINIO_NOTIFY_AMQP_ROUTING_KEY_PRIMARY=bucket_notifications MINIO_NOTIFY_AMQP_DURABLE_PRIMARY=on \
 MINIO_NOTIFY_AMQP_DELIVERY_MODE_PRIMARY=2 \
-  "$MINIO_BIN" server "$LZ/minio" --quiet --address "127.0.0.1:$MP" --console-address "127.0.0.1:$MCP" --certs-dir "$LZ/minio-certs" &
+  env ${MINIO_QUEUE_DIR:+MINIO_NOTIFY_AMQP_QUEUE_DIR_PRIMARY="$LZ/minio-events"} "$MINIO_BIN" server "$LZ/minio" --quiet --address "127.0.0.1:$MP" --console-address "127.0.0.1:$MCP" --certs-dir "$LZ/minio-certs" &
 MINIO_PID=$!; pids+=($!)
 until curl -sf "http://127.0.0.1:$MP/minio/health/ready" >/dev/null; do sleep 0.2; done
 
