@@ -22,12 +22,6 @@ import (
 	"github.com/lazaret/lazaret/internal/queue"
 )
 
-// Handler takes one notification body, and whether RabbitMQ delivered it
-// before.
-type Handler interface {
-	HandleDelivery(ctx context.Context, body []byte, redelivered bool) (bucket.Outcome, error)
-}
-
 // Config says where the events are.
 type Config struct {
 	URL        string
@@ -59,7 +53,7 @@ const (
 // queue.DefaultSoftStop to finish their scans before their context is
 // cancelled too, and the connection closes only after they have returned,
 // so that their acknowledgements reach RabbitMQ.
-func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
+func Run(ctx context.Context, cfg Config, h bucket.DeliveryHandler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -21,12 +21,6 @@ import (
 	"github.com/lazaret/lazaret/internal/queue/natsq"
 )
 
-// Handler takes one notification body, and whether JetStream delivered
-// it before.
-type Handler interface {
-	HandleDelivery(ctx context.Context, body []byte, redelivered bool) (bucket.Outcome, error)
-}
-
 // Config says where the events are.
 type Config struct {
 	URL string
@@ -53,7 +47,7 @@ const DefaultAckWait = time.Minute
 // Run consumes until ctx ends; it returns nil then. The NATS client
 // reconnects by itself when the server goes away. Messages are fetched
 // only when a handler is free, with queue.RunRawConsumer.
-func Run(ctx context.Context, cfg Config, h Handler, log *slog.Logger) error {
+func Run(ctx context.Context, cfg Config, h bucket.DeliveryHandler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
