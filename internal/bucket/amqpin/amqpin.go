@@ -13,13 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/lazaret/lazaret/internal/bucket"
 	"github.com/lazaret/lazaret/internal/queue"
+	"github.com/lazaret/lazaret/internal/redact"
 )
 
 // Config says where the events are.
@@ -136,7 +136,7 @@ func (s *source) connect(ctx context.Context) error {
 	cfg := s.cfg
 	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{Heartbeat: 10 * time.Second, Properties: amqp.Table{"connection_name": "lazaret-events"}})
 	if err != nil {
-		return fmt.Errorf("amqpin: dial %s: %w", redact(cfg.URL), err)
+		return fmt.Errorf("amqpin: dial %s: %w", redact.URLs(cfg.URL), err)
 	}
 	deliveries, err := consume(ctx, conn, cfg)
 	if err != nil {
@@ -177,7 +177,7 @@ func (s *source) pause(ctx context.Context, err error) error {
 	}
 	s.close()
 	s.log.LogAttrs(ctx, slog.LevelWarn, "event consumer disconnected; reconnecting",
-		slog.String("url", redact(s.cfg.URL)), slog.String("error", err.Error()), slog.Duration("in", s.backoff))
+		slog.String("url", redact.URLs(s.cfg.URL)), slog.String("error", err.Error()), slog.Duration("in", s.backoff))
 	t := time.NewTimer(s.backoff)
 	defer t.Stop()
 	select {
@@ -275,13 +275,4 @@ func declare(conn *amqp.Connection, cfg Config) (*amqp.Channel, error) {
 		return nil, fmt.Errorf("amqpin: bind %s to %s: %w", cfg.Queue, cfg.Exchange, err)
 	}
 	return ch, nil
-}
-
-// redact hides the password in an AMQP URL.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "<invalid url>"
-	}
-	return u.Redacted()
 }

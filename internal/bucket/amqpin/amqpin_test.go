@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/lazaret/lazaret/internal/bucket"
+	"github.com/lazaret/lazaret/internal/redact"
 	"github.com/lazaret/lazaret/internal/testenv"
 )
 
@@ -107,7 +108,7 @@ func TestConsume(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	if got := redact("amqp://user:secret@host:5672/"); got != "amqp://user:xxxxx@host:5672/" {
+	if got := redact.URLs("amqp://user:secret@host:5672/"); got != "amqp://user:xxxxx@host:5672/" {
 		t.Errorf("got %s", got)
 	}
 }

@@ -80,6 +80,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/lazaret/lazaret/internal/queue"
+	"github.com/lazaret/lazaret/internal/redact"
 )
 
 var _ queue.Queue = (*Queue)(nil)
@@ -255,7 +256,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Queue, error) {
 	q := &Queue{
 		cfg:      cfg,
 		log:      log,
-		addr:     redactURL(cfg.URL),
+		addr:     redact.URLs(cfg.URL),
 		changed:  make(chan struct{}),
 		delays:   map[string]time.Time{},
 		idPrefix: fmt.Sprintf("%x", time.Now().UnixNano()),
@@ -633,15 +634,6 @@ func (q *Queue) mapErr(err error) error {
 		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
 	}
 	return err
-}
-
-// redactURL hides the password in an AMQP URL.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "<unparseable url>"
-	}
-	return u.Redacted()
 }
 
 // redactErr removes the password of rawURL from err's text, should a

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lazaret/lazaret/internal/queue"
 	"github.com/lazaret/lazaret/internal/queue/queuetest"
+	"github.com/lazaret/lazaret/internal/redact"
 	"github.com/lazaret/lazaret/internal/testenv"
 )
 
@@ -475,14 +476,14 @@ func TestCredentialsRedacted(t *testing.T) {
 		cancel()
 		if err == nil {
 			q.Close()
-			t.Fatalf("Open(%s): got nil error", redactURL(u))
+			t.Fatalf("Open(%s): got nil error", redact.URLs(u))
 		}
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("error shows the password: %v", err)
 		}
 		t.Logf("Open: %v", err)
 	}
-	if got := redactURL("amqps://u:" + secret + "@h:5671/v"); strings.Contains(got, secret) {
+	if got := redact.URLs("amqps://u:" + secret + "@h:5671/v"); strings.Contains(got, secret) {
 		t.Errorf("redactURL: got %q", got)
 	}
 	err := redactErr(errors.New("dial amqp://u:"+secret+"@h: refused"), "amqp://u:"+secret+"@h/")

@@ -25,9 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lazaret/lazaret/internal/queue"
+	"github.com/lazaret/lazaret/internal/redact"
 )
 
 var _ queue.Queue = (*Queue)(nil)
@@ -263,7 +262,7 @@ func (q *Queue) connect(ctx context.Context) error {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("NATS reconnected", "server", redactURL(nc.ConnectedUrlRedacted()))
+			log.Info("NATS reconnected", "server", redact.URLs(nc.ConnectedUrlRedacted()))
 		}),
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -293,10 +292,10 @@ func (q *Queue) connect(ctx context.Context) error {
 	}
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {
-		return fmt.Errorf("natsq: connect %s: %w", redactURL(c.URL), err)
+		return fmt.Errorf("natsq: connect %s: %w", redact.URLs(c.URL), err)
 	}
 	q.nc = nc
-	log.Info("connected to NATS", "server", redactURL(nc.ConnectedUrlRedacted()), "version", nc.ConnectedServerVersion())
+	log.Info("connected to NATS", "server", redact.URLs(nc.ConnectedUrlRedacted()), "version", nc.ConnectedServerVersion())
 	return nil
 }
 
@@ -672,19 +671,6 @@ func (d *rawDelivery) InProgress(ctx context.Context) error {
 		return fmt.Errorf("natsq: in progress: %w", d.mapErr(err))
 	}
 	return nil
-}
-
-// redactURL hides passwords in one or more comma-separated URLs.
-func redactURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
-			parts[i] = u.Redacted()
-		} else {
-			parts[i] = "<unparseable url>"
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // serverLogger sends the embedded server's log to slog. Its notices

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lazaret/lazaret/internal/queue"
 	"github.com/lazaret/lazaret/internal/queue/queuetest"
+	"github.com/lazaret/lazaret/internal/redact"
 	"github.com/lazaret/lazaret/internal/testenv"
 )
 
@@ -351,7 +352,7 @@ func TestConnectRefused(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
-	got := redactURL("nats://u:secret@a:4222, nats://b:4222")
+	got := redact.URLs("nats://u:secret@a:4222, nats://b:4222")
 	if strings.Contains(got, "secret") {
 		t.Errorf("redactURL: got %q, still has the password", got)
 	}
