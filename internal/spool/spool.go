@@ -213,12 +213,11 @@ func putMem(bp *[]byte) {
 // readMem reads r into a buffer until EOF or limit bytes, moving to a
 // larger buffer as it fills. hint, if positive, is the expected size.
 func readMem(r io.Reader, limit, hint int64) (*[]byte, int64, error) {
-	first := limit
-	if hint >= 0 && hint < limit {
-		first = hint + 1 // one byte more, to see the end in the same buffer
-	}
-	if first > int64(memClasses[0]) && hint <= 0 {
-		first = int64(memClasses[0])
+	// The smallest class, or one byte more than the expected size, to
+	// see the end in the same buffer.
+	first := int64(memClasses[0])
+	if hint > 0 {
+		first = min(hint+1, limit)
 	}
 	bp := getMem(first)
 	var n int64
@@ -241,11 +240,7 @@ func readMem(r io.Reader, limit, hint int64) (*[]byte, int64, error) {
 		if n >= limit {
 			return bp, n, nil
 		}
-		next := getMem(min(2*n, limit))
-		if int64(len(*next)) <= n {
-			putMem(next)
-			next = getMem(limit)
-		}
+		next := getMem(min(2*n, limit)) // n < limit here, so larger than n
 		copy(*next, buf[:n])
 		putMem(bp)
 		bp = next
