@@ -16,6 +16,7 @@ import (
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/metrics"
 	"github.com/lazaret/lazaret/internal/proxy"
+	"github.com/lazaret/lazaret/internal/redact"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -117,7 +118,7 @@ func (c *proxyCmd) run(ctx context.Context, g *globals, env Env) int {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() { errc <- srv.Serve(ln) }()
-		log.Info("proxy serving", "what", what, "addr", ln.Addr().String(), "upstream", c.Upstream)
+		log.Info("proxy serving", "what", what, "addr", ln.Addr().String(), "upstream", redact.URLs(c.Upstream))
 		return srv, nil
 	}
 	var servers []*http.Server

@@ -546,12 +546,18 @@ var (
 )
 
 // countWriter counts what goes through it.
+// countWriter counts what goes to w, and refuses to write more than max
+// bytes: a rewritten page can be longer than the page read.
 type countWriter struct {
-	w io.Writer
-	n int64
+	w   io.Writer
+	n   int64
+	max int64
 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
+	if c.n+int64(len(p)) > c.max {
+		return 0, fmt.Errorf("%w of %d bytes (after rewriting)", errTooLarge, c.max)
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
@@ -576,7 +582,7 @@ func (c *cache) write(r io.Reader, limit, declared int64, transform func(io.Writ
 		}
 	}()
 	h := sha256.New()
-	out := &countWriter{w: io.MultiWriter(f, h)}
+	out := &countWriter{w: io.MultiWriter(f, h), max: limit}
 	var dst io.Writer = out
 	var tw io.WriteCloser
 	if transform != nil {

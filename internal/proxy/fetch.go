@@ -33,6 +33,9 @@ func (p *Proxy) newClient() *http.Client {
 	if tr == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.ResponseHeaderTimeout = p.cfg.HeaderTimeout
+		// Upstream headers are kept in the cache's index (read back
+		// with a 1 MiB limit); Go's default allows 10 MiB.
+		t.MaxResponseHeaderBytes = 64 << 10
 		tr = t
 	}
 	limit := max(p.cfg.MaxRedirects, 0)
