@@ -322,7 +322,7 @@ func (p *Proxy) confirm(ctx context.Context, t target, e *entry, lookup bool) (o
 	if err != nil {
 		return outcome{}, false
 	}
-	if !e.d.scan {
+	if e.d.passThrough {
 		return outcome{serve: e, blob: b}, true
 	}
 	if lookup {

@@ -568,9 +568,10 @@ func (p *Proxy) free(out outcome) {
 // derived is what serving an entry needs, worked out once when the entry
 // is stored rather than on every request.
 type derived struct {
-	// scan says the content is scanned before it is served (no
-	// pass-through rule says otherwise).
-	scan bool
+	// passThrough says a pass-through rule lets the content be served
+	// unscanned. The zero value scans: an entry whose fields were never
+	// worked out is never served unscanned.
+	passThrough bool
 	// maxAge is how long the content stays fresh.
 	maxAge time.Duration
 	// rewrite is the link rewriting bytes of this type must have gone
@@ -608,9 +609,9 @@ func (p *Proxy) derive(e *entry) bool {
 	}
 	ct := e.contentType()
 	mt := mediaType(ct)
-	d := derived{scan: true, maxAge: p.cfg.MaxAge}
+	d := derived{maxAge: p.cfg.MaxAge}
 	if r := p.rule(e.Path, mt); r != nil {
-		d.scan = r.Scan
+		d.passThrough = !r.Scan
 		if r.MaxAge > 0 {
 			d.maxAge = r.MaxAge
 		}
@@ -636,7 +637,7 @@ func (p *Proxy) derive(e *entry) bool {
 			d.header = append(d.header, headerField{k, one(v)})
 		}
 	}
-	if d.scan {
+	if !d.passThrough {
 		d.header = append(d.header, headerField{"X-Lazaret-Verdict", one(string(e.Verdict))},
 			headerField{"X-Lazaret-Job", one(e.Job)})
 	} else {

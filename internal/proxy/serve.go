@@ -52,7 +52,7 @@ func (p *Proxy) fast(ctx context.Context, t target) (outcome, bool) {
 		}
 		return outcome{}, false
 	}
-	if e.d.scan {
+	if !e.d.passThrough {
 		job, ok := p.lookup(ctx, e.SHA256)
 		if !ok {
 			return outcome{}, false
