@@ -80,12 +80,6 @@ func run(ctx context.Context) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "size\tconcurrency\tfiles\traw clamd files/s\tlazaret /v1/scan files/s\tratio\t"+
 		"CPU µs/file raw: client+clamd\tCPU µs/file API: client+lazaret+clamd\t\n")
-	cpu := func(pid int) time.Duration {
-		if pid == 0 {
-			return 0
-		}
-		return benchkit.ProcCPU(pid)
-	}
 	for _, c := range levels {
 		// Warm up both paths (connections, clamd threads) with a few files.
 		benchkit.Measure(ctx, raw, 2*c, *size, c)
@@ -96,7 +90,7 @@ func run(ctx context.Context) error {
 		var tRaw, tAPI time.Duration
 		var cRaw, cAPI [3]time.Duration // client, clamd, lazaret
 		sample := func() [3]time.Duration {
-			return [3]time.Duration{benchkit.CPUTime(), cpu(*clamdPID), cpu(*lazaretPID)}
+			return [3]time.Duration{benchkit.CPUTime(), benchkit.ProcCPU(*clamdPID), benchkit.ProcCPU(*lazaretPID)}
 		}
 		add := func(sum *[3]time.Duration, a, b [3]time.Duration) {
 			for i := range sum {
