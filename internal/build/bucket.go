@@ -132,7 +132,11 @@ func (n *Notifier) Completed(ctx context.Context, job *scan.Job) error {
 	if n == nil {
 		return nil
 	}
-	return n.send(ctx, notify.EventScanCompleted, job, "", job.ID)
+	body, err := notify.Payload(notify.EventScanCompleted, job)
+	if err != nil {
+		return err
+	}
+	return n.send(ctx, notify.EventScanCompleted, job, body, job.ID)
 }
 
 // Changed sends verdict.changed after a rescan changed a job's verdict,
@@ -141,20 +145,16 @@ func (n *Notifier) Changed(ctx context.Context, job *scan.Job, previous scan.Ver
 	if n == nil {
 		return nil
 	}
-	return n.send(ctx, notify.EventVerdictChanged, job, previous, fmt.Sprintf("%s-%s-%s", job.ID, previous, job.Verdict))
-}
-
-func (n *Notifier) send(ctx context.Context, event string, job *scan.Job, previous scan.Verdict, idBase string) error {
-	var body []byte
-	var err error
-	if event == notify.EventVerdictChanged {
-		body, err = notify.ChangedPayload(job, previous)
-	} else {
-		body, err = notify.Payload(event, job)
-	}
+	body, err := notify.ChangedPayload(job, previous)
 	if err != nil {
 		return err
 	}
+	return n.send(ctx, notify.EventVerdictChanged, job, body, fmt.Sprintf("%s-%s-%s", job.ID, previous, job.Verdict))
+}
+
+// send delivers body, the event's payload for job, to every webhook and
+// broker that takes it. idBase makes the delivery IDs.
+func (n *Notifier) send(ctx context.Context, event string, job *scan.Job, body []byte, idBase string) error {
 	// A few quick tries here; beyond that the job's queue message (or
 	// the next rescan) brings the notification again.
 	policy := notify.Policy{MaxAttempts: 3}
