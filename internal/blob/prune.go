@@ -96,11 +96,9 @@ func (d *Dir) Prune(ctx context.Context, r Retention, now time.Time) (PruneStats
 				errs = append(errs, fmt.Errorf("blob: prune: %w", err))
 				continue
 			}
-			age := now.Sub(info.ModTime())
-			if temp && age <= staleTemp {
-				continue // a Put in progress
-			}
-			if temp || (r.MaxAge > 0 && age > r.MaxAge) {
+			// drop removes the file unless it changed since it was
+			// listed, and says whether it is gone.
+			drop := func() bool {
 				removed, err := d.removeUnchanged(name, info.ModTime())
 				if err != nil {
 					errs = append(errs, err)
@@ -108,11 +106,19 @@ func (d *Dir) Prune(ctx context.Context, r Retention, now time.Time) (PruneStats
 				if removed {
 					st.Removed++
 					st.RemovedBytes += info.Size()
-					continue
 				}
-				if temp {
-					continue
+				return removed
+			}
+			age := now.Sub(info.ModTime())
+			if temp {
+				// Left by a Put that died; a younger one may be in progress.
+				if age > staleTemp {
+					drop()
 				}
+				continue
+			}
+			if r.MaxAge > 0 && age > r.MaxAge && drop() {
+				continue
 			}
 			st.Kept++
 			st.KeptBytes += info.Size()
@@ -125,9 +131,6 @@ func (d *Dir) Prune(ctx context.Context, r Retention, now time.Time) (PruneStats
 		}
 		if rerr != nil {
 			return st, fmt.Errorf("blob: prune: list %s: %w", d.root, rerr)
-		}
-		if len(ents) == 0 {
-			break
 		}
 	}
 
