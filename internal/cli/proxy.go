@@ -27,36 +27,34 @@ type proxyCmd struct {
 	PassThrough    []string `name:"pass-through" placeholder:"PREFIX" help:"Serve paths under PREFIX (index pages such as /simple/) without scanning them (repeatable)."`
 	Host           []string `name:"host" sep:"none" placeholder:"PREFIX=URL" help:"Serve another upstream under PREFIX, e.g. /files/=https://files.pythonhosted.org (repeatable)."`
 	RewriteLinks   bool     `name:"rewrite-links" help:"Rewrite absolute links to the upstream and to --host upstreams in HTML and JSON pages so that they lead through the proxy."`
-	CacheMaxSize   string   `name:"cache-max-size" default:"10GiB" placeholder:"SIZE" help:"Bound on the cached bodies' total size, least recently used out first; 0 for none."`
+	CacheMaxSize   string   `name:"cache-max-size" placeholder:"SIZE" help:"Bound on the cached bodies' total size, least recently used out first (default 10GiB); 0 for none."`
 	MetricsListen  string   `name:"metrics-listen" placeholder:"ADDR" help:"Also serve Prometheus metrics at http://ADDR/metrics."`
 	InsecureNoAuth bool     `name:"insecure-no-auth" help:"Allow listening beyond loopback (the proxy has no authentication)."`
 }
 
-// config turns the flags into the proxy's configuration.
+// config turns the flags into the proxy's configuration, through the
+// same mapping as a proxies: entry of the configuration file.
 func (c *proxyCmd) config() (proxy.Config, error) {
-	pc := proxy.Config{Upstream: c.Upstream, RewriteLinks: c.RewriteLinks}
+	cp := config.Proxy{Upstream: config.Secret(c.Upstream), PassThrough: c.PassThrough, RewriteLinks: c.RewriteLinks}
 	if u, err := url.Parse(c.Upstream); err == nil {
-		pc.Name = u.Host
-	}
-	for _, prefix := range c.PassThrough {
-		pc.PassThrough = append(pc.PassThrough, proxy.Rule{PathPrefix: prefix, Scan: false})
+		cp.Name = u.Host
 	}
 	for _, h := range c.Host {
 		prefix, u, ok := strings.Cut(h, "=")
 		if !ok {
-			return pc, fmt.Errorf("proxy: --host %q: want PREFIX=URL", h)
+			return proxy.Config{}, fmt.Errorf("proxy: --host %q: want PREFIX=URL", h)
 		}
-		pc.Hosts = append(pc.Hosts, proxy.Host{Prefix: prefix, Upstream: u})
+		cp.Hosts = append(cp.Hosts, config.ProxyHost{Prefix: prefix, Upstream: config.Secret(u)})
 	}
-	n, err := config.ParseByteSize(c.CacheMaxSize)
-	if err != nil {
-		return pc, fmt.Errorf("proxy: --cache-max-size: %w", err)
+	if c.CacheMaxSize != "" {
+		n, err := config.ParseByteSize(c.CacheMaxSize)
+		if err != nil {
+			return proxy.Config{}, fmt.Errorf("proxy: --cache-max-size: %w", err)
+		}
+		size := config.ByteSize(n)
+		cp.CacheMaxSize = &size
 	}
-	pc.CacheMaxSize = n
-	if n == 0 {
-		pc.CacheMaxSize = -1 // no bound
-	}
-	return pc, nil
+	return proxy.FromConfig(cp), nil
 }
 
 // lateEngines reports the engines' status once they are built: the

@@ -506,7 +506,7 @@ func (c *Config) Validate() error {
 	}
 	for i, w := range c.Notify.Webhooks {
 		u := w.URL.Reveal()
-		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		if !isHTTPURL(u) {
 			errs = append(errs, fmt.Errorf("notify.webhooks[%d].url: want an http(s) URL", i))
 		}
 	}
@@ -519,19 +519,16 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("proxies[%d].name: %q is used twice", i, p.Name))
 		}
 		proxyNames[p.Name] = true
-		if u := p.Upstream.Reveal(); !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		if !isHTTPURL(p.Upstream.Reveal()) {
 			errs = append(errs, fmt.Errorf("proxies[%d].upstream: want an http(s) URL", i))
 		}
 		for j, h := range p.Hosts {
 			if len(h.Prefix) < 3 || !strings.HasPrefix(h.Prefix, "/") || !strings.HasSuffix(h.Prefix, "/") {
 				errs = append(errs, fmt.Errorf("proxies[%d].hosts[%d].prefix: want a path prefix such as /files/", i, j))
 			}
-			if u := h.Upstream.Reveal(); !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			if !isHTTPURL(h.Upstream.Reveal()) {
 				errs = append(errs, fmt.Errorf("proxies[%d].hosts[%d].upstream: want an http(s) URL", i, j))
 			}
-		}
-		if p.CacheMaxSize != nil && *p.CacheMaxSize < 0 {
-			errs = append(errs, fmt.Errorf("proxies[%d].cache_max_size: must not be negative", i))
 		}
 	}
 	if c.Rescan.Schedule != "" {
@@ -632,6 +629,11 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*b = ByteSize(v)
 	return nil
+}
+
+// isHTTPURL reports whether u names an http or https resource.
+func isHTTPURL(u string) bool {
+	return strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")
 }
 
 // ParseByteSize parses "123", "64K", "200MiB", "2GB", "1T".

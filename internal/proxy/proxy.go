@@ -35,6 +35,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/scan"
 )
@@ -69,7 +70,7 @@ const (
 	DefaultMaxAge         = time.Hour
 	DefaultWait           = 10 * time.Second
 	DefaultMaxSize        = 1 << 30
-	DefaultCacheMaxSize   = 10 << 30
+	DefaultCacheMaxSize   = config.DefaultProxyCacheMaxSize
 	DefaultTimeout        = 10 * time.Minute
 	DefaultHeaderTimeout  = 30 * time.Second
 	DefaultIdleTimeout    = time.Minute
