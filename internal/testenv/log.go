@@ -42,14 +42,21 @@ func (w *testWriter) stop() {
 // Buffer is a bytes.Buffer that a logger (or a command's output) and the
 // test can use at once.
 type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	// Max, if positive, bounds what is kept: later writes are dropped
+	// (and reported written), so a chatty server cannot fill memory.
+	Max int
+	mu  sync.Mutex
+	b   bytes.Buffer
 }
 
-// Write appends p.
+// Write appends p, or as much of it as Max leaves room for.
 func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.Max > 0 {
+		s.b.Write(p[:min(len(p), max(s.Max-s.b.Len(), 0))])
+		return len(p), nil
+	}
 	return s.b.Write(p)
 }
 

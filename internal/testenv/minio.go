@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -74,7 +73,7 @@ type MinIO struct {
 	dir  string // data and certificates; removed by Stop
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *logBuffer
+	out  *Buffer // the start of the server's output, where start-up failures show
 }
 
 // StartMinIO starts a MinIO server on 127.0.0.1 with a fresh data folder
@@ -164,7 +163,7 @@ func launchMinIO(bin string, opts MinIOOptions) (_ *MinIO, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("minio: %w", err)
 	}
-	m := &MinIO{User: "lazaret-admin", Password: "lazaret-secret-0123", dir: dir, done: make(chan struct{}), out: &logBuffer{}}
+	m := &MinIO{User: "lazaret-admin", Password: "lazaret-secret-0123", dir: dir, done: make(chan struct{}), out: &Buffer{Max: 1 << 20}}
 	defer func() {
 		if err != nil {
 			m.Stop()
@@ -292,30 +291,4 @@ func writeSelfSigned(certsDir string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return pool, nil
-}
-
-// logBuffer keeps the start of a server's output, where start-up
-// failures show, for the error that reports them. It is safe for
-// concurrent use: a failure is reported while the server may still write.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// logBufferMax bounds the output kept.
-const logBufferMax = 1 << 20
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := logBufferMax - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
