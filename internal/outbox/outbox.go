@@ -107,8 +107,7 @@ func (d *Dispatcher) drain(ctx context.Context) bool {
 	// of the dead process come back only when it ends.
 	// A receiver slower than that may get a delivery twice; its ID says
 	// it is the same one.
-	const batch = 2 * sendParallel
-	due, err := d.store.ClaimDeliveries(ctx, d.now().UTC(), claimLease, batch)
+	due, err := d.store.ClaimDeliveries(ctx, d.now().UTC(), claimLease, claimBatch)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.LogAttrs(ctx, slog.LevelWarn, "outbox: reading due deliveries failed", slog.String("error", err.Error()))
@@ -132,15 +131,20 @@ func (d *Dispatcher) drain(ctx context.Context) bool {
 		}()
 	}
 	wg.Wait()
-	return len(due) == batch && ctx.Err() == nil
+	return len(due) == claimBatch && ctx.Err() == nil
 }
 
 // sendParallel bounds the deliveries one dispatcher sends at once.
 const sendParallel = 8
 
+// claimBatch is how many deliveries a dispatcher claims at once: what it
+// sends at once, twice over.
+const claimBatch = 2 * sendParallel
+
 // claimLease is how long claimed deliveries stay with the dispatcher that
-// claimed them.
-const claimLease = 30 * time.Second
+// claimed them: the rounds of a batch at the webhooks' default timeout,
+// and a margin (see drain).
+const claimLease = claimBatch/sendParallel*notify.DefaultTimeout + 10*time.Second
 
 func (d *Dispatcher) send(ctx context.Context, del *store.Delivery) {
 	t, ok := d.targets[del.Target]
