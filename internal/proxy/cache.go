@@ -95,6 +95,8 @@ type cache struct {
 	max int64
 	// derive fills an entry's derived fields; false drops the entry.
 	derive func(*entry) bool
+	// forget is told the hash of a body that left the cache (may be nil).
+	forget func(sum string)
 	m      *proxyMetrics
 	// maxOpen bounds the kept-open files.
 	maxOpen int
@@ -134,13 +136,16 @@ type blob struct {
 type cacheOptions struct {
 	max    int64
 	derive func(*entry) bool
+	// forget, if set, is told the content hash of a body that left the
+	// cache, so that what is remembered about it goes too.
+	forget func(sum string)
 	log    *slog.Logger
 	m      *proxyMetrics
 }
 
 func openCache(dir string, o cacheOptions) (*cache, error) {
 	c := &cache{blobDir: filepath.Join(dir, "blobs"), index: filepath.Join(dir, "index"), tmp: filepath.Join(dir, "tmp"),
-		log: o.log, max: o.max, derive: o.derive, m: o.m, maxOpen: maxOpenBlobs(), entries: map[string]*entry{}, blobs: map[string]*blob{}}
+		log: o.log, max: o.max, derive: o.derive, forget: o.forget, m: o.m, maxOpen: maxOpenBlobs(), entries: map[string]*entry{}, blobs: map[string]*blob{}}
 	for _, d := range []string{dir, c.blobDir, c.index, c.tmp} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
@@ -381,6 +386,9 @@ func (c *cache) addBlob(sum string, size int64) *blob {
 func (c *cache) removeLocked(b *blob) {
 	if c.blobs[b.sum] == b {
 		delete(c.blobs, b.sum)
+		if c.forget != nil {
+			c.forget(b.sum)
+		}
 		c.lru.Remove(b.used)
 		c.size -= b.size
 		if b.pins > 0 {

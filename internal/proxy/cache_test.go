@@ -300,3 +300,24 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("second proxy not counted:\n%s", out)
 	}
 }
+
+// TestEvictionForgetsConfirmations: what the proxy remembers about a
+// body's verdict goes with the body, so that memory does not grow with
+// every file ever served.
+func TestEvictionForgetsConfirmations(t *testing.T) {
+	up := newUpstream(t)
+	putFiles(up, 1, 1<<10)
+	p, srv := startProxy(t, Config{Upstream: up.URL})
+	if a := get(t, srv.URL+"/f0"); a.status != http.StatusOK {
+		t.Fatalf("/f0: got %d", a.status)
+	}
+	e, ok := p.cache.get(up.URL + "/f0")
+	if !ok {
+		t.Fatal("/f0 not cached")
+	}
+	p.confirmed.Store(e.SHA256, confirmation{key: "k"})
+	p.cache.discard(e.SHA256)
+	if _, ok := p.confirmed.Load(e.SHA256); ok {
+		t.Error("a discarded body's confirmation is still remembered")
+	}
+}

@@ -341,7 +341,8 @@ func New(cfg Config) (*Proxy, error) {
 		p.rewriteID = hex.EncodeToString(id.Sum(nil)[:8])
 	}
 	p.client = p.newClient()
-	c, err := openCache(cfg.CacheDir, cacheOptions{max: cfg.CacheMaxSize, derive: p.derive, log: cfg.Logger, m: p.m})
+	c, err := openCache(cfg.CacheDir, cacheOptions{max: cfg.CacheMaxSize, derive: p.derive,
+		forget: func(sum string) { p.confirmed.Delete(sum) }, log: cfg.Logger, m: p.m})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
