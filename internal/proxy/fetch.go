@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -340,8 +341,14 @@ func (p *Proxy) confirm(ctx context.Context, t target, e *entry, lookup bool) (o
 		p.cache.discard(e.SHA256)
 		return outcome{}, false
 	}
-	job, err := p.cfg.Scanner.Scan(ctx, pipeline.Request{Name: name, Body: body, Size: b.size,
-		Source: scan.Source{Kind: "proxy", URL: t.url}})
+	req := pipeline.Request{Name: name, Body: body, Size: b.size, Source: scan.Source{Kind: "proxy", URL: t.url}}
+	if f, ok := body.(*os.File); ok {
+		// A body in use never changes (bodies are stored by content and
+		// not removed while held): the pipeline reads the file in place
+		// rather than spooling a second copy.
+		req.Body, req.Path = nil, f.Name()
+	}
+	job, err := p.cfg.Scanner.Scan(ctx, req)
 	body.Close()
 	if job == nil {
 		p.cache.release(b)

@@ -346,6 +346,18 @@ func TestInfectedStatusConfigurable(t *testing.T) {
 	}
 }
 
+// TestLargeInfectedRefused: a body over the pipeline's in-memory limit
+// is scanned from the cache's own file, and an infected one is refused.
+func TestLargeInfectedRefused(t *testing.T) {
+	up := newUpstream(t)
+	body := append(append([]byte{}, testenv.EICAR...), make([]byte, 3<<20)...)
+	up.set("/big.exe", upFile{body: body})
+	_, srv := startProxy(t, Config{Upstream: up.URL})
+	if a := get(t, srv.URL+"/big.exe"); a.status != http.StatusConflict || a.json["code"] != "infected" {
+		t.Errorf("got %d %s, want 409 infected", a.status, a.body)
+	}
+}
+
 // TestConcurrent: 20 requests for one URL make one upstream fetch and one
 // scan, and all get the same answer.
 func TestConcurrent(t *testing.T) {
