@@ -661,43 +661,6 @@ func (c *cache) unpin(b *blob) {
 	c.evictLocked()
 }
 
-// stats reports the bodies' total size and count, for tests.
-func (c *cache) stats() (size int64, n int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.size, len(c.blobs)
-}
-
-// check verifies the index against the bodies, for tests: every entry
-// with Blob names a cached body that lists it, and the sizes add up.
-func (c *cache) check() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var total int64
-	for sum, b := range c.blobs {
-		total += b.size
-		if b.gone || b.sum != sum {
-			return fmt.Errorf("body %s: gone or misfiled", sum)
-		}
-		if _, err := os.Stat(c.blobPath(sum)); err != nil {
-			return fmt.Errorf("body %s: %w", sum, err)
-		}
-	}
-	if total != c.size {
-		return fmt.Errorf("size %d, bodies add up to %d", c.size, total)
-	}
-	for u, e := range c.entries {
-		if !e.Blob {
-			continue
-		}
-		b := c.blobs[e.SHA256]
-		if b == nil || !slices.Contains(b.urls, u) {
-			return fmt.Errorf("entry %s names body %s, which is not cached for it", u, e.SHA256)
-		}
-	}
-	return nil
-}
-
 // writeAtomic writes b to name through a temporary file in tmp.
 func writeAtomic(tmp, name string, b []byte) error {
 	f, err := os.CreateTemp(tmp, "index-*")

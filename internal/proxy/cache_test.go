@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -320,4 +322,41 @@ func TestEvictionForgetsConfirmations(t *testing.T) {
 	if _, ok := p.confirmed.Load(e.SHA256); ok {
 		t.Error("a discarded body's confirmation is still remembered")
 	}
+}
+
+// stats reports the bodies' total size and count, for tests.
+func (c *cache) stats() (size int64, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size, len(c.blobs)
+}
+
+// check verifies the index against the bodies, for tests: every entry
+// with Blob names a cached body that lists it, and the sizes add up.
+func (c *cache) check() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var total int64
+	for sum, b := range c.blobs {
+		total += b.size
+		if b.gone || b.sum != sum {
+			return fmt.Errorf("body %s: gone or misfiled", sum)
+		}
+		if _, err := os.Stat(c.blobPath(sum)); err != nil {
+			return fmt.Errorf("body %s: %w", sum, err)
+		}
+	}
+	if total != c.size {
+		return fmt.Errorf("size %d, bodies add up to %d", c.size, total)
+	}
+	for u, e := range c.entries {
+		if !e.Blob {
+			continue
+		}
+		b := c.blobs[e.SHA256]
+		if b == nil || !slices.Contains(b.urls, u) {
+			return fmt.Errorf("entry %s names body %s, which is not cached for it", u, e.SHA256)
+		}
+	}
+	return nil
 }
