@@ -101,14 +101,9 @@ func (s *Store) CountDeliveries(ctx context.Context) (map[string]int64, error) {
 		return nil, fmt.Errorf("sqlite: count deliveries: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]int64{store.DeliveryPending: 0, store.DeliveryDelivered: 0, store.DeliveryFailed: 0}
-	for rows.Next() {
-		var st string
-		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("sqlite: count deliveries: %w", err)
-		}
-		out[st] = n
+	out, err := jobcodec.CountByState(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: count deliveries: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -111,6 +111,29 @@ func CheckDelivery(d *store.Delivery) (time.Time, error) {
 	return d.CreatedAt, nil
 }
 
+// Rows is what the drivers' result sets have in common (database/sql's
+// *sql.Rows and pgx's Rows).
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// CountByState reads "SELECT state, count(*) ... GROUP BY state" rows
+// into counts by delivery state, every state present (zero if absent).
+func CountByState(rows Rows) (map[string]int64, error) {
+	out := map[string]int64{store.DeliveryPending: 0, store.DeliveryDelivered: 0, store.DeliveryFailed: 0}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
 // CheckFilter validates f and returns its page size and the ID to list
 // after ("" for the first page). An unknown verdict or status, a negative
 // limit or a cursor that EncodeCursor did not make is an error. A SHA256
