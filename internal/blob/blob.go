@@ -9,6 +9,7 @@
 package blob
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/lazaret/lazaret/internal/ctxio"
 )
@@ -26,8 +28,9 @@ var ErrNotFound = errors.New("blob: not found")
 
 // Store keeps blobs by key.
 type Store interface {
-	// Put stores r under key and returns the number of bytes written.
-	// A blob is visible only once it is complete.
+	// Put stores r under key and returns the number of bytes r held,
+	// having read it to its end. A blob is visible only once it is
+	// complete.
 	Put(ctx context.Context, key string, r io.Reader) (int64, error)
 	// Open returns the blob's bytes, or ErrNotFound.
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
@@ -69,19 +72,109 @@ func (d *Dir) path(key string) (string, error) {
 }
 
 // Put writes to a temporary file and renames it into place, so a reader
-// never sees half a blob. Putting a key again replaces the file, which
-// also gives it a new modification time: Prune counts a blob's age from
-// its last Put.
+// never sees half a blob. Putting a key again replaces the file, unless
+// it already holds exactly r's bytes: then the file is left as it is and
+// only its modification time is set to now, since Prune counts a blob's
+// age from its last Put. Kept uploads, keyed by their SHA-256, arrive
+// again and again with the same content; rewriting and syncing each one
+// whole would be a write per upload for nothing.
+//
+// Either way r is read to its end and the count of its bytes returned:
+// callers hash the stream through a tee while it is stored.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	p, err := d.path(key)
 	if err != nil {
 		return 0, err
 	}
+	r = ctxio.Reader(ctx, r)
+	old, err := os.Open(p)
+	if err != nil {
+		// Nothing there yet, or nothing readable: writing the blob is
+		// what settles it (a rename replaces an unreadable file).
+		return d.write(key, p, r)
+	}
+	defer old.Close()
+	n, differs, err := compare(old, r)
+	if err != nil {
+		return n, fmt.Errorf("blob: put %s: %w", key, err)
+	}
+	if differs != nil {
+		// The file matched r's first n bytes, read already: they come
+		// from the file, the rest from r.
+		return d.write(key, p, io.MultiReader(io.NewSectionReader(old, 0, n), differs))
+	}
+	d.mu.Lock()
+	err = os.Chtimes(p, time.Time{}, time.Now())
+	d.mu.Unlock()
+	if errors.Is(err, os.ErrNotExist) {
+		// Removed (pruned) while it was compared: write it again from
+		// the bytes just found equal to r's, still readable through old.
+		return d.write(key, p, io.NewSectionReader(old, 0, n))
+	}
+	if err != nil {
+		return n, fmt.Errorf("blob: put %s: touch: %w", key, err)
+	}
+	return n, nil
+}
+
+// compareChunk is how much of r and of the stored file compare reads at a
+// time.
+const compareChunk = 64 << 10
+
+// compare reads r while comparing it with old from its start. When the
+// two are the same, it returns r's length and a nil rest, r read to its
+// end. Else it stops where they part and returns n, the length of the
+// prefix they share (read from both), and rest, the remainder of r's
+// bytes from there on: r's bytes are exactly old's first n and then rest.
+// err is r's read error; a read error of old counts as a difference, for
+// a blob that cannot be read is to be rewritten.
+func compare(old, r io.Reader) (n int64, rest io.Reader, err error) {
+	buf, oldBuf := make([]byte, compareChunk), make([]byte, compareChunk)
+	for {
+		k, rerr := fill(r, buf)
+		if k > 0 {
+			if m, _ := io.ReadFull(old, oldBuf[:k]); m < k || !bytes.Equal(buf[:k], oldBuf[:k]) {
+				return n, io.MultiReader(bytes.NewReader(buf[:k]), r), nil
+			}
+			n += int64(k)
+		}
+		switch {
+		case rerr == io.EOF:
+			// r has ended; old must end here too.
+			if m, _ := io.ReadFull(old, oldBuf[:1]); m > 0 {
+				return n, bytes.NewReader(nil), nil // r is a prefix of old
+			}
+			return n, nil, nil
+		case rerr != nil:
+			return n, nil, rerr
+		}
+	}
+}
+
+// fill reads r into b until b is full or r fails. Unlike io.ReadFull it
+// returns r's own error, so that a stream that fails with
+// io.ErrUnexpectedEOF (an upload cut off) is not taken for one that
+// ended.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// write stores r's bytes as the blob at p, through a temporary file
+// renamed into place.
+func (d *Dir) write(key, p string, r io.Reader) (int64, error) {
 	f, err := os.CreateTemp(d.root, tempPrefix+"*")
 	if err != nil {
 		return 0, fmt.Errorf("blob: put: %w", err)
 	}
-	n, err := io.Copy(f, ctxio.Reader(ctx, r))
+	n, err := io.Copy(f, r)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -119,6 +212,15 @@ func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 // Path returns the file holding a blob, for readers that use it in place
 // (the pipeline hashes and scans a queued upload without copying it). The
 // file stays until Delete; callers must not change it.
+//
+// The stat before the caller's own open is kept on purpose: it is what
+// lets the worker end a job whose sample is gone with ErrNotFound ("no
+// longer stored", not_found) before running the pipeline, whose error
+// verdict would requeue the job for retries that cannot find it either.
+// A blob deleted between this stat and the open still reads as not found
+// (spool.File's error wraps fs.ErrNotExist). Dropping the stat would take
+// an open file handed from here to spool instead of a path, a change to
+// the worker and the pipeline's Request.
 func (d *Dir) Path(key string) (string, error) {
 	p, err := d.path(key)
 	if err != nil {

@@ -401,7 +401,8 @@ func TestBucketPendingTag(t *testing.T) {
 
 // TestReadyNeedsQuarantineBucket: with on_infected: quarantine, /readyz
 // fails naming the quarantine bucket until it exists, since every
-// infected object would fail its move meanwhile.
+// infected object would fail its move meanwhile, and passes on the first
+// probe after it does (a failure is not cached).
 func TestReadyNeedsQuarantineBucket(t *testing.T) {
 	engines := []config.Engine{{Name: "clamav", Type: config.TypeClamd, Address: testenv.ClamdAddr(t), Timeout: 30 * time.Second}}
 	mc, c := startBucketServer(t, engines, "http://127.0.0.1:9/unused", func(cfg *config.Config) {
@@ -416,5 +417,13 @@ func TestReadyNeedsQuarantineBucket(t *testing.T) {
 	}
 	if code, body := c.do("GET", "/readyz", "", nil); code != http.StatusOK {
 		t.Errorf("readyz with the quarantine bucket: %d %s", code, body)
+	}
+	// The success is cached (readyCacheTTL), so that probes do not each
+	// ask S3: the bucket's removal shows only after it.
+	if err := mc.RemoveBucket(context.Background(), "held"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := c.do("GET", "/readyz", "", nil); code != http.StatusOK {
+		t.Errorf("readyz just after the quarantine bucket went: %d %s, want the cached 200", code, body)
 	}
 }

@@ -282,10 +282,10 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 		if objects != nil && objects.Config().OnInfected == objstore.OnInfectedQuarantine {
 			// Without it every infected object would fail its move.
+			// Cached, so that each probe is not a request to S3.
 			qb := cfg.Effects.QuarantineBucket
-			ac.ReadyChecks = map[string]func(context.Context) error{
-				"quarantine bucket": func(ctx context.Context) error { return objects.Ping(ctx, qb) },
-			}
+			quarantine := newCachedCheck(func(ctx context.Context) error { return objects.Ping(ctx, qb) }, readyCacheTTL)
+			ac.ReadyChecks = map[string]func(context.Context) error{"quarantine bucket": quarantine.Check}
 		}
 		if notifier != nil {
 			ac.Deliveries = a.store

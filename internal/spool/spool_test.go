@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,8 +185,11 @@ func TestFile(t *testing.T) {
 			}
 		})
 	}
-	if _, err := File(context.Background(), filepath.Join(dir, "missing"), Options{}); err == nil {
-		t.Error("a missing file spooled")
+	// A missing file reads as fs.ErrNotExist, which the pipeline turns
+	// into reason not_found: a queued upload removed after blob.Dir.Path
+	// found it is reported as gone, not as an I/O error.
+	if _, err := File(context.Background(), filepath.Join(dir, "missing"), Options{}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing file: got %v, want fs.ErrNotExist", err)
 	}
 }
 

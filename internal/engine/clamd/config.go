@@ -102,18 +102,21 @@ func (cfg Config) validate() ([]address, error) {
 		errs = append(errs, errors.New("addresses: at least one clamd address is required"))
 	}
 	var addrs []address
-	seen := map[string]bool{}
+	// seen maps each canonical address to where it was first listed, so
+	// that "h:80" after "tcp://h:080" is refused as the same daemon.
+	seen := map[string]int{}
 	for i, s := range cfg.Addresses {
 		a, err := parseAddress(s)
-		switch {
-		case err != nil:
+		if err != nil {
 			errs = append(errs, fmt.Errorf("addresses[%d]: %w", i, err))
-		case seen[a.network+" "+a.addr]:
-			errs = append(errs, fmt.Errorf("addresses[%d]: %q is listed twice", i, s))
-		default:
-			seen[a.network+" "+a.addr] = true
-			addrs = append(addrs, a)
+			continue
 		}
+		if j, ok := seen[a.canonical()]; ok {
+			errs = append(errs, fmt.Errorf("addresses[%d]: %q is listed twice: addresses[%d] %q is the same address", i, s, j, cfg.Addresses[j]))
+			continue
+		}
+		seen[a.canonical()] = i
+		addrs = append(addrs, a)
 	}
 	for _, d := range []struct {
 		field string

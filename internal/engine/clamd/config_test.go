@@ -26,6 +26,21 @@ func TestParseAddress(t *testing.T) {
 		{"tcp://127.0.0.1:clamd", "", "", "bad port"},
 		{"http://127.0.0.1:3310", "", "", "unknown scheme"},
 		{"/run/clamav/clamd.ctl", "", "", "missing port"},
+		// Canonical spellings: what net.Dial reads as the same address is
+		// written one way.
+		{"tcp://h:080", "tcp", "h:80", ""},
+		{"h:+80", "tcp", "h:80", ""},
+		{"tcp://ClamD.Internal:3310", "tcp", "clamd.internal:3310", ""},
+		{"clamd.internal.:3310", "tcp", "clamd.internal.:3310", ""},
+		{"tcp://[0:0::0001]:3310", "tcp", "[::1]:3310", ""},
+		{"[FE80::1%Eth0]:1", "tcp", "[fe80::1%Eth0]:1", ""},
+		{"[::ffff:127.0.0.1]:3310", "tcp", "127.0.0.1:3310", ""},
+		{"[127.0.0.1]:3310", "tcp", "127.0.0.1:3310", ""},
+		{"unix:///run//clamav/./clamd.ctl", "unix", "/run/clamav/clamd.ctl", ""},
+		{"unix:///run/clamav/../clamd.ctl", "unix", "/run/clamav/../clamd.ctl", ""},
+		{"unix:///run/clamd.ctl//", "unix", "/run/clamd.ctl/", ""},
+		{"unix:///run/clamd.ctl/.", "unix", "/run/clamd.ctl/", ""},
+		{"unix:////", "unix", "/", ""},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			a, err := parseAddress(tc.in)
@@ -38,8 +53,8 @@ func TestParseAddress(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if a.network != tc.network || a.addr != tc.addr {
-				t.Errorf("got %s %s, want %s %s", a.network, a.addr, tc.network, tc.addr)
+			if a.network != tc.network || a.addr != tc.addr || a.String() != tc.in {
+				t.Errorf("got %s %s (%s), want %s %s (%s)", a.network, a.addr, a, tc.network, tc.addr, tc.in)
 			}
 		})
 	}
@@ -55,7 +70,11 @@ func TestNewValidates(t *testing.T) {
 		{"no name", func(c *Config) { c.Name = "" }, "name: required"},
 		{"no addresses", func(c *Config) { c.Addresses = nil }, "addresses: at least one"},
 		{"bad address", func(c *Config) { c.Addresses = []string{"tcp://127.0.0.1:3310", "ftp://x:1"} }, "addresses[1]: \"ftp://x:1\": unknown scheme"},
-		{"duplicate address", func(c *Config) { c.Addresses = []string{"tcp://127.0.0.1:3310", "127.0.0.1:3310"} }, "addresses[1]: \"127.0.0.1:3310\" is listed twice"},
+		{"duplicate address", func(c *Config) { c.Addresses = []string{"tcp://127.0.0.1:3310", "127.0.0.1:3310"} }, "addresses[1]: \"127.0.0.1:3310\" is listed twice: addresses[0] \"tcp://127.0.0.1:3310\" is the same address"},
+		{"duplicate port spelling", func(c *Config) { c.Addresses = []string{"tcp://h:080", "h:80"} }, "addresses[1]: \"h:80\" is listed twice: addresses[0] \"tcp://h:080\""},
+		{"duplicate host case", func(c *Config) { c.Addresses = []string{"tcp://127.0.0.1:3310", "ClamD:3310", "tcp://clamd:3310"} }, "addresses[2]: \"tcp://clamd:3310\" is listed twice: addresses[1] \"ClamD:3310\""},
+		{"duplicate ipv6 spelling", func(c *Config) { c.Addresses = []string{"[::1]:3310", "tcp://[0::01]:3310"} }, "addresses[1]: \"tcp://[0::01]:3310\" is listed twice"},
+		{"duplicate socket path", func(c *Config) { c.Addresses = []string{"unix:///run/clamd.ctl", "unix:///run//./clamd.ctl"} }, "addresses[1]: \"unix:///run//./clamd.ctl\" is listed twice"},
 		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, "timeout: must not be negative"},
 		{"negative connect timeout", func(c *Config) { c.ConnectTimeout = -1 }, "connect_timeout: must not be negative"},
 		{"negative max conns", func(c *Config) { c.MaxConns = -1 }, "max_connections: must not be negative"},
@@ -84,6 +103,21 @@ func TestNewValidates(t *testing.T) {
 		}
 		if e.Name() != "clamav" || e.Type() != "clamd" {
 			t.Errorf("got name %q type %q, want clamav clamd", e.Name(), e.Type())
+		}
+	})
+	t.Run("distinct addresses", func(t *testing.T) {
+		// Spellings that may reach different daemons are not refused as
+		// duplicates: a relative name may go through the search domains,
+		// ".." after a symbolic link leaves the folder it names.
+		cfg := good
+		cfg.Addresses = []string{"clamd:3310", "clamd.:3310", "clamd:3311", "unix:///run/a/../clamd.ctl", "unix:///run/clamd.ctl", "unix:///run/clamd.ctl/"}
+		e, err := New(cfg, nil)
+		if err != nil {
+			t.Fatalf("got error %v, want none", err)
+		}
+		defer e.Close()
+		if got := len(e.backends); got != len(cfg.Addresses) {
+			t.Errorf("got %d backends, want %d", got, len(cfg.Addresses))
 		}
 	})
 }
