@@ -73,12 +73,10 @@ type entry struct {
 	// It is informational: before cached bytes are served the verdict is
 	// confirmed under the current engine versions.
 	Verdict   scan.Verdict `json:"verdict,omitempty"`
-	Reason    scan.Reason  `json:"reason,omitempty"`
 	Signature string       `json:"signature,omitempty"`
 	Job       string       `json:"job,omitempty"`
-	// Fetched is when the bytes were fetched; Validated when the upstream
-	// last confirmed them (a fetch or a 304).
-	Fetched   time.Time `json:"fetched"`
+	// Validated is when the upstream last confirmed the bytes (a fetch or
+	// a 304).
 	Validated time.Time `json:"validated"`
 
 	// d is worked out from the fields above when the entry is stored.
@@ -100,6 +98,14 @@ type cache struct {
 	m      *proxyMetrics
 	// maxOpen bounds the kept-open files.
 	maxOpen int
+
+	// indexMu orders the writes of index files, which happen outside mu
+	// so that serving, which takes mu on every request, never waits on the
+	// disk. Each write takes the entry in memory at that moment (see
+	// flush), so whatever order racing writers run in, the last one
+	// leaves the file matching memory. Taken before mu, never while mu is
+	// held.
+	indexMu sync.Mutex
 
 	mu      sync.Mutex
 	entries map[string]*entry // by URL
@@ -172,27 +178,48 @@ func openCache(dir string, o cacheOptions) (*cache, error) {
 			err = errors.New("file name does not match the URL")
 		}
 		if err == nil && !c.derive(e) {
-			err = errors.New("not a URL of this proxy's upstreams")
+			err = errors.New("its path does not lead to its URL under this configuration")
 		}
 		if err != nil {
-			// A broken entry only costs a fetch.
-			c.log.Warn("proxy cache entry unreadable", "file", de.Name(), "error", err.Error())
+			// A broken or stale entry only costs a fetch.
+			c.log.Warn("proxy cache entry dropped", "file", de.Name(), "error", err.Error())
 			os.Remove(name)
 			continue
 		}
 		loaded = append(loaded, e)
 	}
+	// One walk over the bodies finds their sizes and removes what no
+	// entry names: bodies replaced upstream, or left by a crash between
+	// the rename and the index write.
+	named := map[string]bool{}
+	for _, e := range loaded {
+		if e.Blob {
+			named[e.SHA256] = true
+		}
+	}
+	sizes := map[string]int64{}
+	filepath.WalkDir(c.blobDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil // an unreadable folder: its bodies count as missing
+		}
+		if name := d.Name(); named[name] && p == c.blobPath(name) {
+			if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
+				sizes[name] = fi.Size()
+				return nil
+			}
+		}
+		os.Remove(p)
+		return nil
+	})
 	// The most recently validated bodies count as the most recently used.
 	slices.SortFunc(loaded, func(a, b *entry) int { return a.Validated.Compare(b.Validated) })
 	for _, e := range loaded {
 		if e.Blob {
 			b := c.blobs[e.SHA256]
-			if b == nil {
-				if fi, err := os.Stat(c.blobPath(e.SHA256)); err == nil && fi.Size() == e.Size {
-					b = c.addBlob(e.SHA256, e.Size)
-				}
+			if size, ok := sizes[e.SHA256]; b == nil && ok && size == e.Size {
+				b = c.addBlob(e.SHA256, e.Size)
 			}
-			if b != nil {
+			if b != nil && b.size == e.Size {
 				b.urls = append(b.urls, e.URL)
 				c.lru.MoveToFront(b.used)
 			} else {
@@ -201,10 +228,19 @@ func openCache(dir string, o cacheOptions) (*cache, error) {
 		}
 		c.entries[e.URL] = e
 	}
-	c.sweep()
+	// Bodies of another size than their entries say are not theirs.
+	for sum := range sizes {
+		if c.blobs[sum] == nil {
+			os.Remove(c.blobPath(sum))
+		}
+	}
+	// No one else has the cache yet; mu is for evictLocked's rule.
 	c.mu.Lock()
-	c.evictLocked()
+	evicted := c.evictLocked(nil)
 	c.mu.Unlock()
+	if err := c.flush(evicted...); err != nil {
+		c.log.Warn("proxy cache write failed", "error", err.Error())
+	}
 	c.gauges()
 	return c, nil
 }
@@ -224,20 +260,6 @@ func readEntry(name string) (*entry, error) {
 		return nil, errors.New("incomplete entry")
 	}
 	return &e, nil
-}
-
-// sweep removes bodies no entry refers to: bodies replaced upstream, or
-// left by a crash between the rename and the index write.
-func (c *cache) sweep() {
-	filepath.WalkDir(c.blobDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		if c.blobs[d.Name()] == nil {
-			os.Remove(p)
-		}
-		return nil
-	})
 }
 
 func validSHA(s string) bool {
@@ -269,13 +291,12 @@ func (c *cache) get(key string) (*entry, bool) {
 	return e, ok
 }
 
-// put records e, on disk first so that a restart keeps it, and returns
-// the entry as stored; e must not be used or modified after. An entry
-// naming a body that is no longer cached is stored without it. A body no
-// entry refers to any more is removed.
+// put records e, in memory and then on disk so that a restart keeps it,
+// and returns the entry as stored; e must not be used or modified after.
+// An entry naming a body that is no longer cached is stored without it. A
+// body no entry refers to any more is removed.
 func (c *cache) put(e *entry) (*entry, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	var b *blob
 	if e.Blob {
 		if b = c.blobs[e.SHA256]; b == nil {
@@ -283,10 +304,10 @@ func (c *cache) put(e *entry) (*entry, error) {
 		}
 	}
 	if !c.derive(e) {
-		return e, errors.New("cache: entry for a URL of no upstream")
+		c.mu.Unlock()
+		return e, errors.New("cache: entry's path does not lead to its URL")
 	}
-	werr := c.writeEntry(e)
-	// The in-memory index is updated even when the file is not: serving
+	// The in-memory index is updated even when the file cannot be: serving
 	// stays right, only a restart would forget.
 	old := c.entries[e.URL]
 	c.entries[e.URL] = e
@@ -299,48 +320,97 @@ func (c *cache) put(e *entry) (*entry, error) {
 			c.unlinkLocked(old.SHA256, old.URL)
 		}
 	}
-	if werr != nil {
-		return e, fmt.Errorf("cache: write entry: %w", werr)
+	c.mu.Unlock()
+	if err := c.flush(e.URL); err != nil {
+		return e, fmt.Errorf("cache: write entry: %w", err)
 	}
 	return e, nil
 }
 
-func (c *cache) writeEntry(e *entry) error {
+// flush brings the index files of keys in line with the in-memory index:
+// each is written as its entry is now, or removed when there is none.
+// Callers change the index under mu and flush after letting go of it.
+// Reading the entries under indexMu, not passing them in, is what keeps a
+// slow writer from overwriting a newer entry with the one it changed: an
+// eviction detaching a URL's body while a fetch stores new bytes for it
+// leaves the fetch's entry on disk, whichever flush runs last.
+func (c *cache) flush(keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	c.indexMu.Lock()
+	defer c.indexMu.Unlock()
+	now := make([]*entry, len(keys))
+	c.mu.Lock()
+	for i, k := range keys {
+		now[i] = c.entries[k]
+	}
+	c.mu.Unlock()
+	var errs []error
+	for i, e := range now {
+		if err := c.writeIndex(keys[i], e); err != nil {
+			errs = append(errs, fmt.Errorf("index of %s: %w", keys[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeIndex writes the index file of key: e, or none when e is nil.
+// Entries are never modified, so e is read without mu.
+func (c *cache) writeIndex(key string, e *entry) error {
+	if e == nil {
+		if err := os.Remove(c.indexPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode entry: %w", err)
 	}
-	return writeAtomic(c.tmp, c.indexPath(e.URL), b)
+	return writeAtomic(c.tmp, c.indexPath(key), b)
+}
+
+// flushLogged is flush for callers with no one to return an error to.
+func (c *cache) flushLogged(keys []string) {
+	if err := c.flush(keys...); err != nil {
+		c.log.Warn("proxy cache write failed", "error", err.Error())
+	}
 }
 
 // drop forgets the entry for key.
 func (c *cache) drop(key string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	old := c.entries[key]
 	if old == nil {
+		c.mu.Unlock()
 		return
 	}
 	delete(c.entries, key)
-	os.Remove(c.indexPath(key))
 	if old.Blob {
 		c.unlinkLocked(old.SHA256, old.URL)
 	}
+	c.mu.Unlock()
+	c.flushLogged([]string{key})
 }
 
 // discard removes the body sum (corrupt, or gone from the folder) and
 // stores every entry that named it without it.
 func (c *cache) discard(sum string) {
+	var changed []string
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if b := c.blobs[sum]; b != nil {
-		c.detachLocked(b)
+		changed = c.detachLocked(b, nil)
 		c.removeLocked(b)
 	}
+	c.mu.Unlock()
+	c.flushLogged(changed)
 }
 
-// detachLocked stores the entries naming b without it. c.mu is held.
-func (c *cache) detachLocked(b *blob) {
+// detachLocked stores the entries naming b without it, in memory, and
+// returns changed with their URLs added: the caller flushes them once it
+// let go of c.mu.
+func (c *cache) detachLocked(b *blob, changed []string) []string {
 	for _, u := range b.urls {
 		old := c.entries[u]
 		if old == nil || !old.Blob || old.SHA256 != b.sum {
@@ -348,12 +418,11 @@ func (c *cache) detachLocked(b *blob) {
 		}
 		e := *old
 		e.Blob = false
-		if err := c.writeEntry(&e); err != nil {
-			c.log.Warn("proxy cache write failed", "url", u, "error", err.Error())
-		}
 		c.entries[u] = &e
+		changed = append(changed, u)
 	}
 	b.urls = nil
+	return changed
 }
 
 // unlinkLocked drops url's reference to the body sum and removes the body
@@ -422,8 +491,10 @@ func (c *cache) closeLocked(b *blob) {
 
 // evictLocked removes least recently used bodies until the total size is
 // within the bound. Bodies in use or being written stay; the bound is then
-// exceeded until they are released. c.mu is held.
-func (c *cache) evictLocked() {
+// exceeded until they are released. It returns changed with the URLs of
+// the entries that lost their body added, for the caller to flush once it
+// let go of c.mu. c.mu is held.
+func (c *cache) evictLocked(changed []string) []string {
 	for c.over() {
 		var victim *blob
 		for el := c.lru.Back(); el != nil; el = el.Prev() {
@@ -433,14 +504,18 @@ func (c *cache) evictLocked() {
 			}
 		}
 		if victim == nil {
-			return
+			return changed
 		}
-		c.detachLocked(victim)
+		changed = c.detachLocked(victim, changed)
+		// The body's file goes under mu: a fetch of the same content
+		// renames a new file into its place under mu, and must not lose
+		// it to a removal that ran late.
 		c.removeLocked(victim)
 		c.m.evictions.Inc()
 		c.m.evictedBytes.Add(float64(victim.size))
 		c.log.Debug("proxy cache evicted", "sha256", victim.sum, "size", victim.size)
 	}
+	return changed
 }
 
 // over reports whether the settled bodies exceed the bound. c.mu is held.
@@ -455,9 +530,9 @@ func (c *cache) gauges() {
 // release it. It fails when the body is not cached (any more).
 func (c *cache) acquire(sum string) (*blob, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	b := c.blobs[sum]
 	if b == nil {
+		c.mu.Unlock()
 		return nil, fs.ErrNotExist
 	}
 	if b.size <= smallBlob && b.f == nil && !c.closed {
@@ -465,9 +540,11 @@ func (c *cache) acquire(sum string) (*blob, error) {
 		if err != nil {
 			// Gone from the folder behind our back: forget it, so that
 			// it is fetched again.
-			c.log.Warn("proxy cached body missing", "sha256", sum, "error", err.Error())
-			c.detachLocked(b)
+			changed := c.detachLocked(b, nil)
 			c.removeLocked(b)
+			c.mu.Unlock()
+			c.log.Warn("proxy cached body missing", "sha256", sum, "error", err.Error())
+			c.flushLogged(changed)
 			return nil, fmt.Errorf("cache: %w", err)
 		}
 		b.f = f
@@ -478,6 +555,7 @@ func (c *cache) acquire(sum string) (*blob, error) {
 	}
 	b.users++
 	c.lru.MoveToFront(b.used)
+	c.mu.Unlock()
 	return b, nil
 }
 
@@ -496,22 +574,21 @@ func (c *cache) trimOpenLocked() {
 // release ends one use of b.
 func (c *cache) release(b *blob) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	b.users--
-	if b.users > 0 {
-		return
-	}
-	if c.closed {
-		c.closeLocked(b)
-	}
-	if b.gone {
+	var evicted []string
+	switch {
+	case b.users > 0:
+	case b.gone:
 		c.closeLocked(b)
 		c.removeFileLocked(b)
-		return
+	default:
+		if c.closed {
+			c.closeLocked(b)
+		}
+		evicted = c.evictLocked(nil)
 	}
-	if c.over() {
-		c.evictLocked()
-	}
+	c.mu.Unlock()
+	c.flushLogged(evicted)
 }
 
 // close closes the kept-open files; those in use close when released.
@@ -531,7 +608,8 @@ func (c *cache) close() {
 
 // reader returns a reader over b's bytes, which b's user must close.
 // Small bodies share one open file (read at offsets), larger ones are
-// opened: an *os.File lets net/http send it with sendfile.
+// opened: an *os.File lets net/http send it with sendfile. A body in use
+// is never removed, but it can be removed behind the cache's back.
 func (c *cache) reader(b *blob) (io.ReadSeekCloser, error) {
 	if f := b.f; f != nil {
 		return nopCloser{io.NewSectionReader(f, 0, b.size)}, nil
@@ -648,17 +726,19 @@ func (c *cache) write(r io.Reader, limit, declared int64, transform func(io.Writ
 // unpin releases write's pin on b.
 func (c *cache) unpin(b *blob) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	b.pins--
-	if b.gone || b.pins > 0 {
-		return
-	}
-	c.pinned -= b.size
-	if len(b.urls) == 0 {
+	var evicted []string
+	switch {
+	case b.gone || b.pins > 0:
+	case len(b.urls) == 0:
+		c.pinned -= b.size
 		c.removeLocked(b)
-		return
+	default:
+		c.pinned -= b.size
+		evicted = c.evictLocked(nil)
 	}
-	c.evictLocked()
+	c.mu.Unlock()
+	c.flushLogged(evicted)
 }
 
 // writeAtomic writes b to name through a temporary file in tmp.

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -359,4 +363,313 @@ func (c *cache) check() error {
 		}
 	}
 	return nil
+}
+
+// newTestCache opens a cache in dir on its own, without a proxy: every
+// entry is accepted as it is.
+func newTestCache(t *testing.T, dir string, max int64) *cache {
+	t.Helper()
+	m, err := NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := openCache(dir, cacheOptions{max: max, derive: func(*entry) bool { return true },
+		log: slog.New(slog.DiscardHandler), m: m.forProxy("test", max)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+// storeBody stores body for url in c as a fetch does: written, its entry
+// put, then unpinned (which evicts). Safe to call from goroutines.
+func storeBody(t *testing.T, c *cache, url string, body []byte) (*entry, bool) {
+	t.Helper()
+	b, n, err := c.write(bytes.NewReader(body), 1<<20, int64(len(body)), nil)
+	if err != nil {
+		t.Errorf("write %s: %v", url, err)
+		return nil, false
+	}
+	defer c.unpin(b)
+	e, err := c.put(&entry{URL: url, SHA256: b.sum, Size: n, Blob: true, Verdict: "clean", Validated: time.Now()})
+	if err != nil {
+		t.Errorf("put %s: %v", url, err)
+		return nil, false
+	}
+	return e, true
+}
+
+// checkIndexFiles verifies that the index files say what the in-memory
+// index says: one file per entry, naming the same body or none.
+func checkIndexFiles(t *testing.T, c *cache) {
+	t.Helper()
+	c.mu.Lock()
+	entries := maps.Clone(c.entries)
+	c.mu.Unlock()
+	des, err := os.ReadDir(c.index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(des) != len(entries) {
+		t.Errorf("%d index files for %d entries", len(des), len(entries))
+	}
+	for u, e := range entries {
+		got, err := readEntry(c.indexPath(u))
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", u, err)
+		case got.Blob != e.Blob || got.SHA256 != e.SHA256:
+			t.Errorf("%s: the file says body %t %.8s, memory says %t %.8s", u, got.Blob, got.SHA256, e.Blob, e.SHA256)
+		}
+	}
+}
+
+// TestEvictionWritesIndexOutsideTheLock: an eviction updates the index in
+// memory under the cache's lock and writes the files after it, so that a
+// slow disk holds up no request; a fetch storing new bytes for the same
+// URL meanwhile is what the file says in the end, whichever write runs
+// last.
+func TestEvictionWritesIndexOutsideTheLock(t *testing.T) {
+	const size = 1 << 10
+	dir := t.TempDir()
+	c := newTestCache(t, dir, size+size/2) // room for one body
+	const ua, ub = "http://up/a", "http://up/b"
+	a, _ := storeBody(t, c, ua, testenv.Deterministic("a", size))
+	ha, err := c.acquire(a.SHA256) // served: not evicted for b
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b is served too before its fetch settles: nothing can be evicted.
+	bb, n, err := c.write(bytes.NewReader(testenv.Deterministic("b", size)), size, size, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.put(&entry{URL: ub, SHA256: bb.sum, Size: n, Blob: true}); err != nil {
+		t.Fatal(err)
+	}
+	hb, err := c.acquire(bb.sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.unpin(bb)
+	blobOf := func(u string) (string, bool) {
+		e, _ := c.get(u)
+		return e.SHA256, e.Blob
+	}
+	if _, ok := blobOf(ua); !ok {
+		t.Fatal("a evicted while in use")
+	}
+
+	c.indexMu.Lock() // a disk that does not answer
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		c.release(ha) // a is now the least recently used: evicted
+	}()
+	if !eventually(t, func() bool { _, ok := blobOf(ua); return !ok }) {
+		t.Fatal("a not evicted")
+	}
+	// The lock is free while the eviction waits on the disk.
+	c.release(hb)
+	if hb, err = c.acquire(bb.sum); err != nil {
+		t.Fatalf("acquire b during the eviction's write: %v", err)
+	}
+	c.release(hb)
+
+	// A fetch of a stores new bytes while the eviction's write waits.
+	a2 := testenv.Deterministic("a, changed upstream", size)
+	stored := make(chan struct{})
+	go func() {
+		defer close(stored)
+		storeBody(t, c, ua, a2)
+	}()
+	if !eventually(t, func() bool { sum, ok := blobOf(ua); return ok && sum == sha(a2) }) {
+		t.Fatal("the new bytes of a not stored")
+	}
+	c.indexMu.Unlock()
+	<-released
+	<-stored
+
+	if sum, ok := blobOf(ua); !ok || sum != sha(a2) {
+		t.Errorf("a: body %t %.8s, want the new bytes %.8s", ok, sum, sha(a2))
+	}
+	if _, ok := blobOf(ub); ok {
+		t.Error("b kept, want it evicted for the new bytes of a")
+	}
+	if err := c.check(); err != nil {
+		t.Errorf("cache inconsistent: %v", err)
+	}
+	checkIndexFiles(t, c)
+	// A restart finds what memory had.
+	c2 := newTestCache(t, dir, size+size/2)
+	if e, ok := c2.get(ua); !ok || !e.Blob || e.SHA256 != sha(a2) {
+		t.Errorf("reopened: a is %+v, want the new bytes", e)
+	}
+}
+
+// TestLateIndexWriteKeepsTheNewerEntry: an eviction's index write that
+// runs only after a fetch stored new bytes for the same URL (a slow disk,
+// a descheduled goroutine) writes the fetch's entry, not the one the
+// eviction made: flush writes what memory holds when it runs.
+func TestLateIndexWriteKeepsTheNewerEntry(t *testing.T) {
+	const size = 1 << 10
+	dir := t.TempDir()
+	c := newTestCache(t, dir, size+size/2)
+	const ua = "http://up/a"
+	storeBody(t, c, ua, testenv.Deterministic("a", size))
+	c.mu.Lock()
+	c.max = 1 // evict everything, as a fetch of something larger would
+	changed := c.evictLocked(nil)
+	c.max = size + size/2
+	c.mu.Unlock()
+	if !slices.Equal(changed, []string{ua}) {
+		t.Fatalf("evicted %q, want a", changed)
+	}
+	a2 := testenv.Deterministic("a, changed upstream", size)
+	storeBody(t, c, ua, a2)
+	c.flushLogged(changed) // the eviction's write, late
+	got, err := readEntry(c.indexPath(ua))
+	if err != nil || !got.Blob || got.SHA256 != sha(a2) {
+		t.Fatalf("index file of a: %+v, %v; want the new bytes %.8s", got, err, sha(a2))
+	}
+	checkIndexFiles(t, c)
+}
+
+// TestIndexUnderChurn: fetches, evictions and reads of a few URLs at once
+// leave the index files matching the in-memory index, and a reopened
+// cache with what memory had. Run it with -race.
+func TestIndexUnderChurn(t *testing.T) {
+	const size = 2 << 10
+	dir := t.TempDir()
+	// Room for one body of three URLs: nearly every fetch evicts, often
+	// the body of a URL another worker is fetching.
+	c := newTestCache(t, dir, size+size/2)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 2))
+			for i := range 150 {
+				u := fmt.Sprintf("http://up/f%d", r.IntN(3))
+				switch r.IntN(4) {
+				case 0: // a reader
+					if e, ok := c.get(u); ok && e.Blob {
+						if b, err := c.acquire(e.SHA256); err == nil {
+							c.release(b)
+						}
+					}
+				case 1: // bytes that vanished
+					if e, ok := c.get(u); ok && e.Blob && i%7 == 0 {
+						c.discard(e.SHA256)
+					}
+				default: // a fetch, of the same bytes or changed ones
+					storeBody(t, c, u, testenv.Deterministic(fmt.Sprintf("%s-%d", u, r.IntN(3)), size))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := c.check(); err != nil {
+		t.Errorf("cache inconsistent: %v", err)
+	}
+	checkIndexFiles(t, c)
+	c.mu.Lock()
+	want := maps.Clone(c.entries)
+	c.mu.Unlock()
+	c2 := newTestCache(t, dir, size+size/2)
+	for u, e := range want {
+		if got, ok := c2.get(u); !ok || got.Blob != e.Blob || got.SHA256 != e.SHA256 {
+			t.Errorf("reopened %s: got %+v, want body %t %.8s", u, got, e.Blob, e.SHA256)
+		}
+	}
+}
+
+// TestOpenTidiesTheFolder: opening a cache walks its bodies once, keeps
+// those its entries name with the size they say, and removes the rest;
+// an entry whose body is missing or damaged no longer claims it.
+func TestOpenTidiesTheFolder(t *testing.T) {
+	const size = 1 << 10
+	dir := t.TempDir()
+	c := newTestCache(t, dir, -1)
+	a, _ := storeBody(t, c, "http://up/a", testenv.Deterministic("a", size))
+	b, _ := storeBody(t, c, "http://up/b", testenv.Deterministic("b", size))
+	gone, _ := storeBody(t, c, "http://up/gone", testenv.Deterministic("gone", size))
+	stray := sha(testenv.Deterministic("stray", size))
+	write := func(name string, n int) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, make([]byte, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(c.blobPath(stray), size)                             // named by no entry
+	write(filepath.Join(c.blobDir, "zz", a.SHA256), size)      // in the wrong folder
+	write(filepath.Join(c.blobDir, "junk"), 3)                 // not a body
+	write(c.blobPath(b.SHA256), size-1)                        // damaged
+	write(filepath.Join(c.tmp, "fetch-1"), size)               // a fetch cut short
+	if err := os.Remove(c.blobPath(gone.SHA256)); err != nil { // removed behind the cache's back
+		t.Fatal(err)
+	}
+
+	c2 := newTestCache(t, dir, -1)
+	for u, want := range map[string]bool{"http://up/a": true, "http://up/b": false, "http://up/gone": false} {
+		if e, ok := c2.get(u); !ok || e.Blob != want {
+			t.Errorf("%s: entry %t, body %t; want the entry, body %t", u, ok, e != nil && e.Blob, want)
+		}
+	}
+	var files []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasPrefix(p, c.index) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if want := []string{c.blobPath(a.SHA256)}; !slices.Equal(files, want) {
+		t.Errorf("files left: %q, want %q", files, want)
+	}
+	if err := c2.check(); err != nil {
+		t.Errorf("cache inconsistent: %v", err)
+	}
+}
+
+// TestBodyRemovedBehindTheCache: a cached body whose file someone else
+// removed is fetched again, not answered with an error for good: a small
+// one (kept open) at once, a large one from the next request on.
+func TestBodyRemovedBehindTheCache(t *testing.T) {
+	up := newUpstream(t)
+	small, large := testenv.Deterministic("small", 4<<10), testenv.Deterministic("large", smallBlob+1)
+	up.set("/small", upFile{body: small})
+	up.set("/large", upFile{body: large})
+	p, srv := startProxy(t, Config{Upstream: up.URL})
+	for _, tc := range []struct {
+		name     string
+		body     []byte
+		failures int // answers 503 before the body is fetched again
+	}{
+		{"/small", small, 0},
+		{"/large", large, 1},
+	} {
+		get(t, srv.URL+tc.name)
+		// As if the kept-open file had been closed for others since.
+		p.cache.mu.Lock()
+		p.cache.closeLocked(p.cache.blobs[sha(tc.body)])
+		p.cache.mu.Unlock()
+		if err := os.Remove(p.cache.blobPath(sha(tc.body))); err != nil {
+			t.Fatal(err)
+		}
+		for i := range tc.failures {
+			if a := get(t, srv.URL+tc.name); a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
+				t.Errorf("%s, request %d: got %d, want 503 with Retry-After", tc.name, i, a.status)
+			}
+		}
+		if a := get(t, srv.URL+tc.name); a.status != http.StatusOK || !bytes.Equal(a.body, tc.body) {
+			t.Errorf("%s: got %d with %d bytes, want 200 with its %d", tc.name, a.status, len(a.body), len(tc.body))
+		}
+		if n := up.count(tc.name); n != 2 {
+			t.Errorf("%s: upstream saw %d GETs, want 2", tc.name, n)
+		}
+	}
+	checkCache(t, p)
 }

@@ -217,7 +217,7 @@ func (p *Proxy) fetch(parent context.Context, t target, conditional bool) outcom
 	sum := b.sum
 	now := p.now()
 	e := &entry{URL: t.url, Path: t.path, SHA256: sum, Size: n, Header: keep(resp), Blob: true, Rewrite: rewrite,
-		Fetched: now, Validated: now}
+		Validated: now}
 	p.log.LogAttrs(ctx, slog.LevelInfo, "proxy fetched", slog.String("url", t.url), slog.String("sha256", sum),
 		slog.Int64("size", n), slog.Bool("rewritten", rewrite != ""), slog.Duration("duration", now.Sub(start)))
 	e, err = p.cache.put(e)
@@ -425,7 +425,7 @@ func (p *Proxy) settle(ctx context.Context, e *entry, job *scan.Job) outcome {
 	if changed || infectedBlob {
 		ne := *e
 		if changed {
-			ne.Verdict, ne.Reason, ne.Signature, ne.Job = job.Verdict, job.Reason, job.FirstSignature(), job.ID
+			ne.Verdict, ne.Signature, ne.Job = job.Verdict, job.FirstSignature(), job.ID
 		}
 		if infectedBlob {
 			ne.Blob = false

@@ -135,6 +135,16 @@ func TestHostConfigErrors(t *testing.T) {
 		{"bad character", []Host{{Prefix: "/a b/", Upstream: "http://f"}}, "prefix"},
 		{"overlap", []Host{{Prefix: "/a/", Upstream: "http://f"}, {Prefix: "/a/b/", Upstream: "http://g"}}, "overlaps"},
 		{"same upstream", []Host{{Prefix: "/a/", Upstream: "http://up/"}}, "served already"},
+		// Nested base URLs would give one upstream file two local
+		// paths, and so one cache entry to two sets of rules.
+		{"host under the upstream", []Host{{Prefix: "/m/", Upstream: "http://up/files/"}},
+			"hosts[0]: upstream http://up/files lies under the upstream http://up:"},
+		{"host under the upstream, host in capitals", []Host{{Prefix: "/m/", Upstream: "http://UP/files"}},
+			"hosts[0]: upstream http://UP/files lies under the upstream http://up:"},
+		{"host under a host", []Host{{Prefix: "/a/", Upstream: "http://f"}, {Prefix: "/b/", Upstream: "http://f/x/y"}},
+			"hosts[1]: upstream http://f/x/y lies under the host at /a/, http://f:"},
+		{"host over a host", []Host{{Prefix: "/a/", Upstream: "http://f/x"}, {Prefix: "/b/", Upstream: "http://f/"}},
+			"hosts[1]: upstream http://f contains the host at /a/, http://f/x:"},
 		{"bad upstream", []Host{{Prefix: "/a/", Upstream: "ftp://f"}}, "hosts[0]: upstream"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,6 +153,51 @@ func TestHostConfigErrors(t *testing.T) {
 				t.Errorf("got %v, want an error naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestHostsThatDoNotOverlap: base URLs side by side on one server, or on
+// one host name under another scheme, name different files.
+func TestHostsThatDoNotOverlap(t *testing.T) {
+	pl := newPipeline(t, config.DefaultEngines())
+	_, err := New(Config{Upstream: "http://up/simple", CacheDir: t.TempDir(), Scanner: pl, Hosts: []Host{
+		{Prefix: "/a/", Upstream: "http://up/simplex"},
+		{Prefix: "/b/", Upstream: "http://up/files"},
+		{Prefix: "/c/", Upstream: "https://up/simple/files"},
+	}})
+	if err != nil {
+		t.Fatalf("got %v, want no error", err)
+	}
+}
+
+// TestHostMovedSinceStored: an entry stored for a host's file under one
+// prefix is not what a request under the host's new prefix gets after a
+// restart: the rules of the old path (here: served unscanned) are not
+// those of the new one, so the file is fetched and scanned again.
+func TestHostMovedSinceStored(t *testing.T) {
+	up, files := newUpstream(t), newUpstream(t)
+	files.set("/eicar.txt", upFile{body: testenv.EICAR, ctype: "text/plain"})
+	dir := t.TempDir()
+	pl := newPipeline(t, config.DefaultEngines())
+	rules := []Rule{{PathPrefix: "/files/", Scan: false}}
+	p1, srv1 := startProxy(t, Config{Upstream: up.URL, CacheDir: dir, Scanner: pl, PassThrough: rules,
+		Hosts: []Host{{Prefix: "/files/", Upstream: files.URL}}})
+	if a := get(t, srv1.URL+"/files/eicar.txt"); a.status != http.StatusOK || a.header.Get("X-Lazaret-Verdict") != "unscanned" {
+		t.Fatalf("under the pass-through prefix: got %d %q, want 200 unscanned", a.status, a.header.Get("X-Lazaret-Verdict"))
+	}
+	srv1.Close()
+	p1.Close()
+
+	p2, srv2 := startProxy(t, Config{Upstream: up.URL, CacheDir: dir, Scanner: pl, PassThrough: rules,
+		Hosts: []Host{{Prefix: "/pkgs/", Upstream: files.URL}}})
+	if _, ok := p2.cache.get(files.URL + "/eicar.txt"); ok {
+		t.Error("the entry stored under the old prefix was kept")
+	}
+	if a := get(t, srv2.URL+"/pkgs/eicar.txt"); a.status != http.StatusConflict {
+		t.Errorf("under the new prefix: got %d %q, want 409", a.status, a.header.Get("X-Lazaret-Verdict"))
+	}
+	if n := files.count("/eicar.txt"); n != 2 {
+		t.Errorf("the host saw %d GETs, want 2", n)
 	}
 }
 

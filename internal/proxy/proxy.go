@@ -209,6 +209,24 @@ type origin struct {
 	header  http.Header // sent to it (the upstream's Config.Header)
 }
 
+// describe names o and its base URL for errors.
+func (o *origin) describe() string {
+	if o.prefix == "/" {
+		return "the upstream " + o.baseStr
+	}
+	return fmt.Sprintf("the host at %s, %s", o.prefix, o.baseStr)
+}
+
+// under reports whether base URL a lies under base URL b or is b: then
+// every URL under a is under b too. Hosts compare without regard to case,
+// as servers do.
+func under(a, b *url.URL) bool {
+	if a.Scheme != b.Scheme || !strings.EqualFold(a.Host, b.Host) {
+		return false
+	}
+	return a.Path == b.Path || strings.HasPrefix(a.Path, b.Path+"/")
+}
+
 // confirmation is a verdict confirmed under a set of engine versions.
 type confirmation struct {
 	key string
@@ -276,11 +294,20 @@ func New(cfg Config) (*Proxy, error) {
 			return nil, fmt.Errorf("proxy: hosts[%d]: upstream: %w", i, err)
 		}
 		for _, o := range origins {
+			// Cache entries are keyed by upstream URL, while what an entry
+			// says about serving (pass-through rules, the depth its links
+			// were rewritten for) comes from its local path: every
+			// upstream URL must have one local path only. Nested base URLs
+			// would give the files under the inner one two.
 			switch {
 			case o.prefix != "/" && (strings.HasPrefix(o.prefix, h.Prefix) || strings.HasPrefix(h.Prefix, o.prefix)):
 				return nil, fmt.Errorf("proxy: hosts[%d]: prefix %q overlaps %q", i, h.Prefix, o.prefix)
-			case o.baseStr == b.String():
-				return nil, fmt.Errorf("proxy: hosts[%d]: upstream %s is served already", i, b)
+			case under(b, o.base) && under(o.base, b):
+				return nil, fmt.Errorf("proxy: hosts[%d]: upstream %s is served already, by %s", i, b, o.describe())
+			case under(b, o.base):
+				return nil, fmt.Errorf("proxy: hosts[%d]: upstream %s lies under %s: its files would have two local paths", i, b, o.describe())
+			case under(o.base, b):
+				return nil, fmt.Errorf("proxy: hosts[%d]: upstream %s contains %s: its files would have two local paths", i, b, o.describe())
 			}
 		}
 		origins = append(origins, &origin{prefix: h.Prefix, base: b, baseStr: b.String(), user: u})
@@ -399,6 +426,13 @@ func (p *Proxy) target(r *http.Request) (target, error) {
 			clean += "/"
 		}
 	}
+	u, o := p.upstreamURL(clean, r.URL.RawQuery)
+	return target{path: clean, url: u, origin: o}, nil
+}
+
+// upstreamURL maps the cleaned local path clean and a raw query onto the
+// upstream URL they fetch, and the origin it belongs to.
+func (p *Proxy) upstreamURL(clean, rawQuery string) (string, *origin) {
 	o := p.origins[len(p.origins)-1]
 	for _, c := range p.origins {
 		if strings.HasPrefix(clean, c.prefix) {
@@ -407,20 +441,18 @@ func (p *Proxy) target(r *http.Request) (target, error) {
 		}
 	}
 	rest := clean[len(o.prefix)-1:]
-	var u string
 	if plainPath(rest) {
 		// What url.URL.String would make of it, without its work.
-		u = o.baseStr + rest
-		if q := r.URL.RawQuery; q != "" {
-			u += "?" + q
+		u := o.baseStr + rest
+		if rawQuery != "" {
+			u += "?" + rawQuery
 		}
-	} else {
-		uu := *o.base
-		uu.Path = o.base.Path + rest
-		uu.RawQuery = r.URL.RawQuery
-		u = uu.String()
+		return u, o
 	}
-	return target{path: clean, url: u, origin: o}, nil
+	uu := *o.base
+	uu.Path = o.base.Path + rest
+	uu.RawQuery = rawQuery
+	return uu.String(), o
 }
 
 // isClean reports whether path.Clean would leave p as it is, but for a
@@ -595,8 +627,13 @@ type headerField struct {
 }
 
 // derive fills e's derived fields. Entries stored before the local path
-// was kept get it from their URL; false means e belongs to no upstream.
+// was kept get it from their URL. False means e is not what a request for
+// its path fetches under this configuration: its URL belongs to no
+// upstream, or hosts and prefixes changed since it was stored, so that
+// its path now leads elsewhere and the rules and link depth worked out
+// from it would be another URL's.
 func (p *Proxy) derive(e *entry) bool {
+	_, query, _ := strings.Cut(e.URL, "?")
 	if e.Path == "" {
 		up := p.origins[len(p.origins)-1].baseStr
 		rest, ok := strings.CutPrefix(e.URL, up)
@@ -608,6 +645,9 @@ func (p *Proxy) derive(e *entry) bool {
 			rest = uu
 		}
 		e.Path = rest
+	}
+	if u, _ := p.upstreamURL(e.Path, query); u != e.URL {
+		return false
 	}
 	ct := e.contentType()
 	mt := mediaType(ct)

@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/http"
 	"sync"
 
@@ -86,26 +88,25 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, out outcome) {
 		return
 	}
 	e, b := out.serve, out.blob
+	h := w.Header()
 	if b.f != nil && whole(r) {
 		// A small body asked for whole: one read at an offset, one
 		// write, none of ServeContent's seeks and header parsing.
-		var bp *[]byte
 		var body []byte
 		if r.Method != http.MethodHead {
-			bp = smallBufs.Get().(*[]byte)
+			bp := smallBufs.Get().(*[]byte)
 			defer smallBufs.Put(bp)
+			// ReadAt reports an error whenever it reads less.
 			n, err := b.f.ReadAt((*bp)[:b.size], 0)
-			if int64(n) != b.size {
-				p.log.Warn("proxy cached body unreadable", "sha256", e.SHA256, "error", errString(err))
-				w.Header().Set("Retry-After", "1")
-				p.writeJSON(w, http.StatusServiceUnavailable, errBody("the cached file could not be read; retry", "cache_busy"))
+			if err != nil {
+				p.log.Warn("proxy cached body unreadable", "sha256", e.SHA256, "error", err.Error())
+				p.unreadable(w)
 				return
 			}
 			body = (*bp)[:n]
 		}
-		h := w.Header()
-		for _, f := range e.d.header {
-			h[f.key] = f.value
+		for _, hf := range e.d.header {
+			h[hf.key] = hf.value
 		}
 		h["Content-Length"] = e.d.length
 		if e.d.lastModified != nil {
@@ -120,14 +121,17 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, out outcome) {
 	f, err := p.cache.reader(b)
 	if err != nil {
 		p.log.Warn("proxy cached body unreadable", "sha256", e.SHA256, "error", err.Error())
-		w.Header().Set("Retry-After", "1")
-		p.writeJSON(w, http.StatusServiceUnavailable, errBody("the cached file could not be read; retry", "cache_busy"))
+		if errors.Is(err, fs.ErrNotExist) {
+			// Removed behind the cache's back: forget it, so that the
+			// next request fetches it again rather than failing too.
+			p.cache.discard(e.SHA256)
+		}
+		p.unreadable(w)
 		return
 	}
 	defer f.Close()
-	h := w.Header()
-	for _, f := range e.d.header {
-		h[f.key] = f.value
+	for _, hf := range e.d.header {
+		h[hf.key] = hf.value
 	}
 	// ServeContent does Range, HEAD, If-None-Match (against the ETag set
 	// above), If-Modified-Since and Content-Length, and sends an
@@ -137,18 +141,17 @@ func (p *Proxy) answer(w http.ResponseWriter, r *http.Request, out outcome) {
 	p.m.answered(sw.Status())
 }
 
+// unreadable answers a cached body that could not be read.
+func (p *Proxy) unreadable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	p.writeJSON(w, http.StatusServiceUnavailable, errBody("the cached file could not be read; retry", "cache_busy"))
+}
+
 // whole reports whether r asks for the whole body unconditionally.
 func whole(r *http.Request) bool {
 	h := r.Header
 	return h["Range"] == nil && h["If-None-Match"] == nil && h["If-Modified-Since"] == nil &&
 		h["If-Match"] == nil && h["If-Unmodified-Since"] == nil
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "short read"
-	}
-	return err.Error()
 }
 
 func (p *Proxy) writeJSON(w http.ResponseWriter, status int, v any) {
