@@ -241,14 +241,20 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// getReport serves an analyzer's report file. Engines so far produce
-// none, so every existing job answers 404 with a reason.
+// getReport serves an analyzer's report file: that of the engine named
+// by ?engine=, or else of the first of the job's engines that wrote one
+// (sandbox engines do). A job without one answers 404 no_report (or
+// not_ready while it runs); a report no longer kept, 410 report_gone.
 func (s *Server) getReport(w http.ResponseWriter, r *http.Request) error {
 	job, err := s.loadJob(r)
 	if err != nil {
 		return err
 	}
-	return apiErr(http.StatusNotFound, "no_report", "job %s has no analyzer report", job.ID)
+	run, err := reportOf(job, r.URL.Query().Get("engine"))
+	if err != nil {
+		return err
+	}
+	return s.serveReport(w, r, job, run)
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {

@@ -12,7 +12,8 @@ import (
 // Menagerie's routes, mapped onto lazaret's jobs: POST /{engine}/upload
 // queues a job for that one engine and answers {"jobid": ...};
 // /result/{id} answers Running, Success or Failed; /link/{id} is the
-// result file (the job JSON).
+// result file: the analyzer's report when the engine wrote one (a
+// sandbox engine), else the job JSON.
 
 func (s *Server) menagerieUpload(w http.ResponseWriter, r *http.Request) error {
 	engine := r.PathValue("engine")
@@ -63,6 +64,9 @@ func (s *Server) menagerieLink(w http.ResponseWriter, r *http.Request) error {
 	}
 	if job.Status != scan.Done {
 		return apiErr(http.StatusNotFound, "not_ready", "job %s is %s", job.ID, job.Status)
+	}
+	if run, err := reportOf(job, job.Source.Engine); err == nil {
+		return s.serveReport(w, r, job, run)
 	}
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", job.ID+".json"))
 	writeJSON(w, http.StatusOK, job)

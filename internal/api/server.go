@@ -49,6 +49,13 @@ type Blobs interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// Reports opens the report files that analyzers (sandbox engines) left,
+// by their SHA-256. A report that is not kept is an error wrapping
+// blob.ErrNotFound.
+type Reports interface {
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+}
+
 // Events takes S3 event notifications (MinIO's webhook target).
 type Events interface {
 	Handle(ctx context.Context, body []byte) (bucket.Outcome, error)
@@ -78,6 +85,9 @@ type Config struct {
 	Events Events
 	// Keep, if set, keeps uploaded samples for rescans.
 	Keep pipeline.Keeper
+	// Reports, if set, serves analyzers' reports (GET
+	// /v1/jobs/{id}/report, and menagerie's /link/{id}).
+	Reports Reports
 	// Deliveries, if set, serves GET /v1/deliveries.
 	Deliveries Deliveries
 	// Proxies are store-scan-forward gates by name, served under

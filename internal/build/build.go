@@ -18,6 +18,7 @@ import (
 	"github.com/lazaret/lazaret/internal/engine/builtin"
 	"github.com/lazaret/lazaret/internal/engine/clamd"
 	"github.com/lazaret/lazaret/internal/engine/command"
+	"github.com/lazaret/lazaret/internal/engine/sandbox"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -29,7 +30,20 @@ type EngineSet struct {
 
 // Engines builds the engines in cfgs. If only is not empty, just the
 // engines with those names are built (an unknown name is an error).
+// Sandbox engines built this way keep no reports; see EnginesWith.
 func Engines(ctx context.Context, cfgs []config.Engine, only []string, log *slog.Logger) (*EngineSet, error) {
+	return EnginesWith(ctx, cfgs, only, EngineParts{}, log)
+}
+
+// EngineParts are what engines use beyond their configuration.
+type EngineParts struct {
+	// Reports keeps the reports of sandbox engines (see Reports); nil
+	// drops them.
+	Reports sandbox.ReportStore
+}
+
+// EnginesWith is Engines with the parts the engines may need.
+func EnginesWith(ctx context.Context, cfgs []config.Engine, only []string, parts EngineParts, log *slog.Logger) (*EngineSet, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -43,7 +57,7 @@ func Engines(ctx context.Context, cfgs []config.Engine, only []string, log *slog
 		if len(only) > 0 && !slices.Contains(only, ec.Name) {
 			continue
 		}
-		e, err := newEngine(ec, log.With("engine", ec.Name))
+		e, err := newEngine(ctx, ec, parts, log.With("engine", ec.Name))
 		if err != nil {
 			set.Close()
 			return nil, fmt.Errorf("engine %q: %w", ec.Name, err)
@@ -57,7 +71,7 @@ func Engines(ctx context.Context, cfgs []config.Engine, only []string, log *slog
 	return set, nil
 }
 
-func newEngine(ec config.Engine, log *slog.Logger) (scan.Engine, error) {
+func newEngine(ctx context.Context, ec config.Engine, parts EngineParts, log *slog.Logger) (scan.Engine, error) {
 	switch ec.Type {
 	case config.TypeClamd:
 		addrs := ec.Addresses
@@ -97,6 +111,8 @@ func newEngine(ec config.Engine, log *slog.Logger) (scan.Engine, error) {
 			cc.InfectedWhen = command.InfectedWhen{ExitCodes: ec.InfectedWhen.ExitCodes, OutputMatches: ec.InfectedWhen.OutputMatches}
 		}
 		return command.New(cc, log)
+	case config.TypeSandbox:
+		return sandbox.New(ctx, sandboxConfig(ec, parts.Reports), log)
 	}
 	return nil, fmt.Errorf("unknown engine type %q", ec.Type)
 }

@@ -23,8 +23,19 @@ type Scanning struct {
 // Close releases what it built.
 func NewScanning(ctx context.Context, cfg config.Config, only []string, withStore bool, obs pipeline.Observer, log *slog.Logger) (*Scanning, error) {
 	s := &Scanning{}
+	var parts EngineParts
+	if withStore {
+		// Jobs are stored, so the reports they name are kept.
+		reports, err := Reports(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if reports != nil {
+			parts.Reports = reports
+		}
+	}
 	var err error
-	if s.Engines, err = Engines(ctx, cfg.Engines, only, log); err != nil {
+	if s.Engines, err = EnginesWith(ctx, cfg.Engines, only, parts, log); err != nil {
 		return nil, err
 	}
 	pc := pipeline.Config{Engines: s.Engines.List(), MaxSize: int64(cfg.Limits.MaxSize),

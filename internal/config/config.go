@@ -273,7 +273,7 @@ type Log struct {
 // Engine configures one engine; which fields apply depends on Type.
 type Engine struct {
 	Name string `yaml:"name"`
-	Type string `yaml:"type"` // clamd, builtin, command
+	Type string `yaml:"type"` // clamd, builtin, command, sandbox
 	// Timeout bounds one scan by this engine.
 	Timeout time.Duration `yaml:"timeout"`
 
@@ -308,6 +308,66 @@ type Engine struct {
 	Env map[string]string `yaml:"env"`
 	// Dir is the command's working folder.
 	Dir string `yaml:"dir"`
+
+	// sandbox: Command (the analyzer's argv), Env, Version and Timeout
+	// as above, and these. See docs/CONFIG.md, "Sandbox engines".
+	//
+	// Isolation is bwrap (the default: bubblewrap namespaces) or none
+	// (rlimits and a process group only, for development).
+	Isolation string `yaml:"isolation"`
+	// Workers bounds the analyzer runs of this engine at once
+	// (menagerie's workers); more samples wait their turn.
+	Workers int `yaml:"workers"`
+	// MaxSize skips larger samples as too_large without running the
+	// analyzer (menagerie's sizelimit); 0 leaves limits.max_size alone.
+	MaxSize ByteSize `yaml:"max_size"`
+	// Mountpoint is the folder inside the sandbox that holds the sample
+	// (menagerie's mountpoint), InputFilename its name there
+	// (menagerie's inputfilename).
+	Mountpoint    string `yaml:"mountpoint"`
+	InputFilename string `yaml:"input_filename"`
+	// User is the user the analyzer runs as on the host, "UID[:GID]" or
+	// a name (menagerie's user); when lazaret runs as root the default
+	// is 65534 (nobody).
+	User string `yaml:"user"`
+	// ROBinds are host files and folders the analyzer sees read-only at
+	// the same path, besides the system folders.
+	ROBinds []string `yaml:"ro_binds"`
+	// OnDemand leaves the engine out of jobs that name no engine: it
+	// runs only for POST /{engine}/upload.
+	OnDemand bool `yaml:"on_demand"`
+	// Limits bound each analyzer run.
+	Limits *SandboxLimits `yaml:"limits"`
+	// Report says where the report comes from and how it is kept.
+	Report *SandboxReport `yaml:"report"`
+}
+
+// SandboxLimits bound one analyzer run (sandbox engines). Zero fields
+// take the engine's defaults.
+type SandboxLimits struct {
+	// Memory is the address space limit (RLIMIT_AS).
+	Memory ByteSize `yaml:"memory"`
+	// CPUTime is the CPU time limit per process (RLIMIT_CPU).
+	CPUTime time.Duration `yaml:"cpu_time"`
+	// FileSize is the largest file the analyzer may write (RLIMIT_FSIZE).
+	FileSize ByteSize `yaml:"file_size"`
+	// Processes bounds the processes of the analyzer's user (RLIMIT_NPROC).
+	Processes int `yaml:"processes"`
+	// TmpSize is the size of the analyzer's /tmp (a tmpfs, in memory).
+	TmpSize ByteSize `yaml:"tmp_size"`
+}
+
+// SandboxReport says how a sandbox engine's report is read and kept.
+type SandboxReport struct {
+	// MaxSize bounds the report; a larger one makes the scan an error.
+	MaxSize ByteSize `yaml:"max_size"`
+	// ContentType is served with the report; empty means sniffed.
+	ContentType string `yaml:"content_type"`
+	// Required makes a run that wrote no report an error (default true).
+	Required *bool `yaml:"required"`
+	// SignatureField names a field of a JSON report whose string (or
+	// strings) name the findings of an infected sample.
+	SignatureField string `yaml:"signature_field"`
 }
 
 // InfectedWhen says how a command engine reports an infection.
@@ -321,6 +381,7 @@ const (
 	TypeClamd   = "clamd"
 	TypeBuiltin = "builtin"
 	TypeCommand = "command"
+	TypeSandbox = "sandbox"
 )
 
 // Default returns the embedded defaults: everything local, the builtin
@@ -579,13 +640,22 @@ func (c *Config) Validate() error {
 			if len(e.Command) == 0 {
 				errs = append(errs, fmt.Errorf("%s.command: a command engine needs a command", field))
 			}
+		case TypeSandbox:
+			errs = append(errs, validateSandbox(field, e)...)
 		case "":
-			errs = append(errs, fmt.Errorf("%s.type: required (clamd, builtin, command)", field))
+			errs = append(errs, fmt.Errorf("%s.type: required (clamd, builtin, command, sandbox)", field))
 		default:
-			errs = append(errs, fmt.Errorf("%s.type: unknown engine type %q (clamd, builtin, command)", field, e.Type))
+			errs = append(errs, fmt.Errorf("%s.type: unknown engine type %q (clamd, builtin, command, sandbox)", field, e.Type))
 		}
-		if e.Type != TypeCommand && (len(e.Command) > 0 || e.InfectedWhen != nil || len(e.CleanExitCodes) > 0 || len(e.VersionCommand) > 0 || e.MaxOutput != 0 || e.Stdin || len(e.Env) > 0 || e.Dir != "") {
+		if e.Type != TypeCommand && (e.InfectedWhen != nil || len(e.CleanExitCodes) > 0 || len(e.VersionCommand) > 0 || e.MaxOutput != 0 || e.Stdin || e.Dir != "") {
 			errs = append(errs, fmt.Errorf("%s: command settings on a %s engine", field, e.Type))
+		}
+		if e.Type != TypeCommand && e.Type != TypeSandbox && (len(e.Command) > 0 || len(e.Env) > 0) {
+			errs = append(errs, fmt.Errorf("%s.command: only command and sandbox engines run a command", field))
+		}
+		if e.Type != TypeSandbox && (e.Isolation != "" || e.Workers != 0 || e.MaxSize != 0 || e.Mountpoint != "" ||
+			e.InputFilename != "" || e.User != "" || len(e.ROBinds) > 0 || e.OnDemand || e.Limits != nil || e.Report != nil) {
+			errs = append(errs, fmt.Errorf("%s: sandbox settings on a %s engine", field, e.Type))
 		}
 		if e.Type != TypeClamd && (e.Address != "" || len(e.Addresses) > 0 || e.MaxConnections != 0) {
 			errs = append(errs, fmt.Errorf("%s.address: only clamd engines have addresses", field))

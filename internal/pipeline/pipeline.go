@@ -347,13 +347,16 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) *scan.Ca
 		combined[i] = r.result
 		job.Engines = append(job.Engines, scan.EngineRun{
 			Name: r.name, Version: r.version, Verdict: r.result.Verdict, Reason: r.result.Reason,
-			Detail: r.result.Detail, DurationMS: r.dur.Milliseconds(),
+			Detail: r.result.Detail, DurationMS: r.dur.Milliseconds(), Report: r.result.Report,
 		})
 		job.Findings = append(job.Findings, r.result.Findings...)
 	}
 	job.Verdict, job.Reason = scan.Combine(combined)
 	if len(results) == 0 {
 		job.Error = fmt.Sprintf("no configured engine named %q", job.Source.Engine)
+		if job.Source.Engine == "" {
+			job.Error = "every engine is on_demand: a job must name one (POST /{engine}/upload)"
+		}
 		return nil
 	}
 	if job.Verdict == scan.Error || job.Verdict == scan.Skipped {
@@ -442,7 +445,7 @@ func (p *Pipeline) versions(ctx context.Context, only string) ([]string, string)
 	var evs []scan.EngineVersion
 	ok := true
 	for i, e := range p.cfg.Engines {
-		if only != "" && e.Name() != only {
+		if !selected(e, only) {
 			continue
 		}
 		v, err := e.Version(ctx)
@@ -457,6 +460,17 @@ func (p *Pipeline) versions(ctx context.Context, only string) ([]string, string)
 		return out, ""
 	}
 	return out, scan.EnginesKey(evs)
+}
+
+// selected reports whether engine e scans a job that names engine only
+// ("" for none): the named engine alone, or else every engine that is not
+// on demand (see scan.OnDemander).
+func selected(e scan.Engine, only string) bool {
+	if only != "" {
+		return e.Name() == only
+	}
+	od, ok := e.(scan.OnDemander)
+	return !ok || !od.OnDemand()
 }
 
 type engineResult struct {
@@ -484,7 +498,7 @@ func (p *Pipeline) scanAll(ctx context.Context, s scan.Sample, versions []string
 	}
 	var run []int
 	for i, e := range p.cfg.Engines {
-		if only == "" || e.Name() == only {
+		if selected(e, only) {
 			run = append(run, i)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 type Engine interface {
 	// Name is the configured name, unique within a configuration ("clamav").
 	Name() string
-	// Type is the engine kind ("clamd", "command", "builtin").
+	// Type is the engine kind ("clamd", "command", "builtin", "sandbox").
 	Type() string
 	// Version identifies the engine and its signatures; it is part of the
 	// verdict cache key, so it must change whenever the signatures do.
@@ -35,6 +35,15 @@ type Reloader interface {
 	Reload(ctx context.Context) error
 }
 
+// OnDemander is implemented by engines that may scan only the samples
+// whose job names them (Source.Engine, menagerie's POST /{engine}/upload):
+// slow analyzers that must not hold up every other scan. When OnDemand
+// reports true, the pipeline leaves the engine out of jobs that name no
+// engine, and out of their verdict cache key.
+type OnDemander interface {
+	OnDemand() bool
+}
+
 // Result is what one engine says about one sample.
 type Result struct {
 	Verdict  Verdict
@@ -42,6 +51,21 @@ type Result struct {
 	Findings []Finding
 	// Detail is a human-readable note (an engine's error message, say).
 	Detail string
+	// Report, if set, is a file the engine wrote about the sample (an
+	// analyzer's report), already kept by the engine under its SHA-256.
+	Report *Report
+}
+
+// Report is a file an engine wrote about a sample, kept apart from the job
+// under its content's SHA-256; the job names it in its EngineRun, and
+// GET /v1/jobs/{id}/report serves it.
+type Report struct {
+	// SHA256 is the lowercase hex SHA-256 of the report's bytes: the key
+	// it is kept under.
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	// ContentType is the media type the report is served with.
+	ContentType string `json:"content_type"`
 }
 
 // Sample is the bytes under scan, spooled once, with their name, size and

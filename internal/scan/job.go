@@ -81,6 +81,9 @@ type EngineRun struct {
 	Reason     Reason  `json:"reason,omitempty"`
 	Detail     string  `json:"detail,omitempty"`
 	DurationMS int64   `json:"duration_ms"`
+	// Report is the engine's report file about the sample, if it wrote
+	// one (sandbox analyzers).
+	Report *Report `json:"report,omitempty"`
 }
 
 // Job is one request to scan one sample from one source. Its JSON form is

@@ -99,7 +99,15 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 	if a.store, err = build.Store(ctx, cfg, log.With("part", "store")); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if a.engines, err = build.Engines(ctx, cfg.Engines, nil, log); err != nil {
+	reports, err := build.Reports(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var parts build.EngineParts
+	if reports != nil {
+		parts.Reports = reports
+	}
+	if a.engines, err = build.EnginesWith(ctx, cfg.Engines, nil, parts, log); err != nil {
 		return nil, err
 	}
 	if a.queue, err = build.Queue(ctx, cfg, log.With("part", "queue")); err != nil {
@@ -292,6 +300,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 		if uploads != nil {
 			ac.Keep = uploads
+		}
+		if reports != nil {
+			ac.Reports = reports
 		}
 		var proxyMetrics *proxy.Metrics
 		for _, pc := range cfg.Proxies {

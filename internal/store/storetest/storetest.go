@@ -230,6 +230,8 @@ func fullJob() *scan.Job {
 			{Name: "clamav", Version: "ClamAV 1.4.6/27480", Verdict: scan.Infected, DurationMS: 3},
 			{Name: "yara", Version: "4.2.3", Verdict: scan.Error, Reason: scan.ReasonTimeout,
 				Detail: "yara: timeout after 30s", DurationMS: 30000},
+			{Name: "apktool", Version: "sandbox/0123456789abcdef", Verdict: scan.Infected, DurationMS: 812,
+				Report: &scan.Report{SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Size: 4, ContentType: "application/json"}},
 		},
 		Cached:     true,
 		Actions:    []string{"tagged", "deleted", "notified"},

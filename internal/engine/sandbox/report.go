@@ -1,0 +1,121 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"syscall"
+
+	"github.com/lazaret/lazaret/internal/scan"
+)
+
+// sniffSize is how much of a report sniffing its media type reads, as
+// http.DetectContentType does.
+const sniffSize = 512
+
+// keepReport reads the report the analyzer left at p, checks it against
+// the limits, and keeps it in Config.Reports under its SHA-256. It returns
+// the report's reference (nil when there is none, or nowhere to keep it)
+// and, when a signature field is configured and the report is a JSON
+// object, that object.
+func (e *Engine) keepReport(ctx context.Context, p string) (*scan.Report, map[string]any, error) {
+	rc := e.cfg.Report
+	// No following links, no blocking on a FIFO: with isolation none the
+	// analyzer could have replaced its report file with either.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, scan.Errorf(scan.ReasonEngineError, "sandbox: report: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, scan.Errorf(scan.ReasonEngineError, "sandbox: report: %w", err)
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		return nil, nil, scan.Errorf(scan.ReasonEngineError, "sandbox: report: not a regular file")
+	case fi.Size() > rc.MaxSize:
+		return nil, nil, scan.Errorf(scan.ReasonEngineError,
+			"sandbox: the report is %d bytes, over report.max_size (%d)", fi.Size(), rc.MaxSize)
+	case fi.Size() == 0 && rc.Optional:
+		return nil, nil, nil
+	case fi.Size() == 0:
+		return nil, nil, scan.Errorf(scan.ReasonEngineError,
+			"sandbox: the analyzer exited without writing a report to $%s (set report.required: false if it writes none)", EnvReport)
+	}
+
+	// One pass hashes (and keeps the start for sniffing, or the whole
+	// report when its JSON is needed), a second stores: the key of a
+	// content-addressed store must be known before the bytes go in.
+	h := sha256.New()
+	var keep bytes.Buffer
+	limit := int64(sniffSize)
+	if rc.SignatureField != "" {
+		limit = rc.MaxSize
+	}
+	n, err := io.Copy(io.MultiWriter(h, &headWriter{buf: &keep, max: limit}), io.LimitReader(f, rc.MaxSize+1))
+	if err != nil {
+		return nil, nil, scan.Errorf(scan.ReasonEngineError, "sandbox: read report: %w", err)
+	}
+	if n > rc.MaxSize {
+		return nil, nil, scan.Errorf(scan.ReasonEngineError, "sandbox: the report grew over report.max_size (%d)", rc.MaxSize)
+	}
+	var doc map[string]any
+	if rc.SignatureField != "" {
+		// Not JSON, or not an object: no signatures from it.
+		_ = json.Unmarshal(keep.Bytes(), &doc)
+	}
+	ref := &scan.Report{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, ContentType: rc.ContentType}
+	if ref.ContentType == "" {
+		ref.ContentType = sniff(keep.Bytes())
+	}
+	if e.cfg.Reports == nil {
+		return nil, doc, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, doc, scan.Errorf(scan.ReasonEngineError, "sandbox: read report: %w", err)
+	}
+	put, err := e.cfg.Reports.Put(ctx, ref.SHA256, io.LimitReader(f, n))
+	if err == nil && put != n {
+		err = fmt.Errorf("stored %d of %d bytes", put, n)
+	}
+	if err != nil {
+		// The report is the point of an analyzer: a job without it
+		// is retried rather than finished.
+		return nil, doc, scan.Errorf(scan.ReasonEngineError, "sandbox: keep report: %w", err)
+	}
+	return ref, doc, nil
+}
+
+// sniff guesses a report's media type from its first bytes. JSON, the
+// usual analyzer report, is recognised by its first character, since
+// http.DetectContentType calls it plain text.
+func sniff(head []byte) string {
+	ct := http.DetectContentType(head)
+	if ct == "text/plain; charset=utf-8" {
+		if t := bytes.TrimLeft(head, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+			return "application/json"
+		}
+	}
+	return ct
+}
+
+// headWriter keeps the first max bytes written to it and discards the
+// rest.
+type headWriter struct {
+	buf *bytes.Buffer
+	max int64
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	if room := w.max - int64(w.buf.Len()); room > 0 {
+		w.buf.Write(p[:min(room, int64(len(p)))])
+	}
+	return len(p), nil
+}
