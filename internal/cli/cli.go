@@ -43,14 +43,15 @@ type globals struct {
 
 type root struct {
 	globals
-	Serve   serveCmd   `cmd:"" help:"Run the API, the workers and the console."`
-	Worker  workerCmd  `cmd:"" help:"Run queue workers only, for scale-out."`
-	Scan    scanCmd    `cmd:"" help:"Scan files and folders; exit 0 all clean, 1 infected, 2 error or skipped."`
-	Sweep   sweepCmd   `cmd:"" help:"Scan what is already in a bucket prefix (s3://BUCKET/PREFIX) or a folder; resumable."`
-	Proxy   proxyCmd   `cmd:"" help:"Store-scan-forward gate in front of a repository: serve only what was scanned clean (409 for infected)."`
-	Rescan  rescanCmd  `cmd:"" help:"Re-check stored verdicts after signatures changed; changed verdicts re-apply effects and notify."`
-	Engines enginesCmd `cmd:"" help:"List the configured engines with versions and health."`
-	Version versionCmd `cmd:"" help:"Print lazaret's version."`
+	Serve    serveCmd    `cmd:"" help:"Run the API, the workers and the console."`
+	Worker   workerCmd   `cmd:"" help:"Run queue workers only, for scale-out."`
+	Scan     scanCmd     `cmd:"" help:"Scan files and folders; exit 0 all clean, 1 infected, 2 error or skipped."`
+	Sweep    sweepCmd    `cmd:"" help:"Scan what is already in a bucket prefix (s3://BUCKET/PREFIX) or a folder; resumable."`
+	Proxy    proxyCmd    `cmd:"" help:"Store-scan-forward gate in front of a repository: serve only what was scanned clean (409 for infected)."`
+	Rescan   rescanCmd   `cmd:"" help:"Re-check stored verdicts after signatures changed; changed verdicts re-apply effects and notify."`
+	Engines  enginesCmd  `cmd:"" help:"List the configured engines with versions and health."`
+	Operator operatorCmd `cmd:"" help:"Kubernetes controller for KubeAV's VirusScan and ScheduledVirusScan resources."`
+	Version  versionCmd  `cmd:"" help:"Print lazaret's version."`
 }
 
 // exitPanic carries kong's exit code (after --help) out of its Exit hook
@@ -110,6 +111,10 @@ func Run(ctx context.Context, args []string, env Env) (code int) {
 		return r.Sweep.run(ctx, &r.globals, env)
 	case "engines":
 		return r.Engines.run(ctx, &r.globals, env)
+	case "operator", "operator run":
+		return r.Operator.Run.run(ctx, &r.globals, env)
+	case "operator agent":
+		return r.Operator.Agent.run(ctx, &r.globals, env)
 	default: // scan <path> and friends
 		return r.Scan.run(ctx, &r.globals, env)
 	}
