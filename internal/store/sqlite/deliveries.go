@@ -16,7 +16,7 @@ func (s *Store) AddDelivery(ctx context.Context, d *store.Delivery) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx conn) error {
 		_, err := tx.StmtContext(ctx, s.stmts.insertDelivery).ExecContext(ctx,
 			d.ID, d.Target, d.Event, d.Body, store.DeliveryPending, d.Attempts, d.NextAt.UnixMicro(), d.LastError, created.UnixMicro())
 		if err != nil {
@@ -28,7 +28,7 @@ func (s *Store) AddDelivery(ctx context.Context, d *store.Delivery) error {
 
 // UpdateDelivery records an attempt.
 func (s *Store) UpdateDelivery(ctx context.Context, d *store.Delivery) error {
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx conn) error {
 		res, err := tx.StmtContext(ctx, s.stmts.updateDelivery).ExecContext(ctx,
 			d.State, d.Attempts, d.NextAt.UnixMicro(), d.LastError, d.ID)
 		if err != nil {
@@ -72,7 +72,7 @@ func scanDeliveries(rows *sql.Rows) ([]*store.Delivery, error) {
 // ClaimDeliveries claims pending deliveries that are due.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*store.Delivery, error) {
 	var out []*store.Delivery
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx conn) error {
 		rows, err := tx.StmtContext(ctx, s.stmts.claimDeliveries).QueryContext(ctx,
 			now.Add(lease).UnixMicro(), now.UnixMicro(), max(limit, 1))
 		if err != nil {

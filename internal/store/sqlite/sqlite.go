@@ -277,7 +277,7 @@ func (s *Store) createJobWrite(job *scan.Job, enginesKey string) (writeFunc, err
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
 	}
-	return func(ctx context.Context, tx *sql.Tx) error {
+	return func(ctx context.Context, tx conn) error {
 		res, err := tx.StmtContext(ctx, s.stmts.insertJob).ExecContext(ctx,
 			job.ID, r.status, r.verdict, r.reason, job.Name, job.Size, job.SHA256, job.Source.Bucket, r.source,
 			r.findings, r.engines, r.actions, job.Cached, job.Error, job.Attempts, r.createdAt, r.finishedAt, r.updatedAt,
@@ -330,7 +330,7 @@ func (s *Store) updateJobWrite(ctx context.Context, job *scan.Job, from scan.Sta
 	// The compare-and-set: the row changes only if it still has status
 	// from. The single writer connection makes it atomic in this process
 	// and SQLite's write lock across processes.
-	return func(ctx context.Context, tx *sql.Tx) error {
+	return func(ctx context.Context, tx conn) error {
 		res, err := tx.StmtContext(ctx, s.stmts.updateJob).ExecContext(ctx,
 			r.status, r.verdict, r.reason, job.Name, job.Size, job.SHA256, job.Source.Bucket, r.source,
 			r.findings, r.engines, r.actions, job.Cached, job.Error, job.Attempts,
