@@ -58,8 +58,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode"
 
+	"github.com/lazaret/lazaret/internal/engine/proc"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -330,12 +330,8 @@ func (e *Engine) program() (string, error) {
 		if !filepath.IsAbs(p) && e.cfg.Dir != "" {
 			p = filepath.Join(e.cfg.Dir, p)
 		}
-		fi, err := os.Stat(p)
-		if err != nil {
+		if err := proc.Executable(p); err != nil {
 			return "", err
-		}
-		if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
-			return "", fmt.Errorf("%s: not an executable file", p)
 		}
 		return p, nil
 	}
@@ -384,29 +380,13 @@ func (e *Engine) Scan(ctx context.Context, s scan.Sample) (scan.Result, error) {
 // argv fills the template. Each placeholder is replaced inside its own
 // element, in one pass, so a name containing "{path}" stays as it is.
 func (e *Engine) argv(path, name string) []string {
-	r := strings.NewReplacer(PathPlaceholder, path, NamePlaceholder, argName(name))
+	r := strings.NewReplacer(PathPlaceholder, path, NamePlaceholder, proc.SafeArg(name))
 	args := make([]string, len(e.cfg.Command))
 	args[0] = e.cfg.Command[0]
 	for i, a := range e.cfg.Command[1:] {
 		args[i+1] = r.Replace(a)
 	}
 	return args
-}
-
-// argName makes an untrusted sample name safe as (part of) an argument:
-// a NUL would make the exec fail, other control characters garble logs,
-// and a leading '-' would turn "--remove" into the scanner's option.
-func argName(name string) string {
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '_'
-		}
-		return r
-	}, strings.ToValidUTF8(name, "_"))
-	if strings.HasPrefix(name, "-") {
-		name = "_" + name[1:]
-	}
-	return name
 }
 
 // decide turns a finished command into a verdict; see the package
@@ -418,7 +398,7 @@ func (e *Engine) decide(st status, out *output) (scan.Result, error) {
 			hint = ", out of memory?" // the OOM killer's signal
 		}
 		return scan.Result{}, scan.Errorf(scan.ReasonEngineError,
-			"command: killed by signal %d (%v%s); output tail %q", int(st.signal), st.signal, hint, out.tail())
+			"command: killed by signal %d (%v%s); output tail %q", int(st.signal), st.signal, hint, out.end.String())
 	}
 	infected := slices.Contains(e.cfg.InfectedWhen.ExitCodes, st.code)
 	clean := slices.Contains(e.cfg.CleanExitCodes, st.code)
@@ -440,5 +420,5 @@ func (e *Engine) decide(st status, out *output) (scan.Result, error) {
 	}
 	return scan.Result{}, scan.Errorf(scan.ReasonEngineError,
 		"command: exit code %d is neither clean %v nor infected %v%s; output tail %q",
-		st.code, e.cfg.CleanExitCodes, e.cfg.InfectedWhen.ExitCodes, note, out.tail())
+		st.code, e.cfg.CleanExitCodes, e.cfg.InfectedWhen.ExitCodes, note, out.end.String())
 }

@@ -4,21 +4,14 @@ import (
 	"bytes"
 	"regexp"
 	"slices"
-	"strings"
-	"unicode"
 
+	"github.com/lazaret/lazaret/internal/engine/proc"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
-const (
-	// maxFindings caps the distinct signatures kept from one scan; a
-	// scanner listing more has made its point.
-	maxFindings = 100
-	// maxSignature caps one signature's length, as S3 tags do.
-	maxSignature = 256
-	// tailSize is how much of the output's end error details quote.
-	tailSize = 512
-)
+// maxFindings caps the distinct signatures kept from one scan; a scanner
+// listing more has made its point.
+const maxFindings = 100
 
 // output examines a command's output as it streams: it runs the regexp
 // over complete lines, holding at most max bytes, and keeps the last bytes
@@ -29,9 +22,9 @@ type output struct {
 	sigIndex int
 	max      int
 
-	buf      []byte // incomplete lines not yet examined, len <= max
-	skipping bool   // discarding the rest of a line that was cut
-	end      []byte // the last bytes of output, len <= 2*tailSize
+	buf      []byte    // incomplete lines not yet examined, len <= max
+	skipping bool      // discarding the rest of a line that was cut
+	end      proc.Tail // the last bytes of output, for error details
 
 	total   int64    // bytes written
 	cut     bool     // a line was longer than max and was cut
@@ -51,7 +44,7 @@ func newOutput(re *regexp.Regexp, sigIndex, max int) *output {
 // its output.
 func (o *output) Write(p []byte) (int, error) {
 	o.total += int64(len(p))
-	o.keepTail(p)
+	o.end.Write(p)
 	if o.re == nil {
 		return len(p), nil
 	}
@@ -118,46 +111,12 @@ func (o *output) match(chunk []byte) {
 			if o.sigIndex < 0 || m[2*o.sigIndex] < 0 {
 				continue
 			}
-			sig := signatureName(line[m[2*o.sigIndex]:m[2*o.sigIndex+1]])
+			sig := proc.SignatureName(string(line[m[2*o.sigIndex]:m[2*o.sigIndex+1]]))
 			if sig != "" && len(o.sigs) < maxFindings && !slices.Contains(o.sigs, sig) {
 				o.sigs = append(o.sigs, sig)
 			}
 		}
 	}
-}
-
-func signatureName(b []byte) string {
-	s := strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, strings.ToValidUTF8(string(b), ""))
-	s = strings.TrimSpace(s)
-	if len(s) > maxSignature {
-		s = strings.ToValidUTF8(s[:maxSignature], "")
-	}
-	return s
-}
-
-func (o *output) keepTail(p []byte) {
-	if len(p) >= tailSize {
-		o.end = append(o.end[:0], p[len(p)-tailSize:]...)
-		return
-	}
-	if len(o.end)+len(p) > 2*tailSize {
-		o.end = o.end[:copy(o.end, o.end[len(o.end)-tailSize:])]
-	}
-	o.end = append(o.end, p...)
-}
-
-// tail returns the last bytes of the output, trimmed, for error details.
-func (o *output) tail() string {
-	t := o.end
-	if len(t) > tailSize {
-		t = t[len(t)-tailSize:]
-	}
-	return strings.TrimSpace(strings.ToValidUTF8(string(t), "?"))
 }
 
 // signatureNames returns the signatures found, or "unknown" for matches

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lazaret/lazaret/internal/engine/proc"
 )
 
 // TestOutputWriteBoundaries feeds the same output in writes of every size
@@ -31,21 +33,8 @@ func TestOutputWriteBoundaries(t *testing.T) {
 		if o.total != int64(len(text)) {
 			t.Errorf("step %d: got total %d, want %d", step, o.total, len(text))
 		}
-		if got := o.tail(); !strings.HasSuffix(got, "Sig.Two FOUND") || len(got) > tailSize {
+		if got := o.end.String(); !strings.HasSuffix(got, "Sig.Two FOUND") || len(got) > proc.TailSize {
 			t.Errorf("step %d: got tail %q", step, got)
-		}
-	}
-}
-
-func TestSignatureName(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"Eicar-Test-Signature", "Eicar-Test-Signature"},
-		{"  spaced\t", "spaced"},
-		{"bell\x07\xffx", "bellx"},
-		{strings.Repeat("s", 300), strings.Repeat("s", maxSignature)},
-	} {
-		if got := signatureName([]byte(tc.in)); got != tc.want {
-			t.Errorf("signatureName(%q): got %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -2,14 +2,13 @@ package command
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
 
+	"github.com/lazaret/lazaret/internal/engine/proc"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -17,10 +16,6 @@ import (
 // group is gone. Only a process that left the group (setsid) can keep the
 // pipe open that long.
 const drainTimeout = time.Second
-
-// errTimeout is the cause of the engine's own deadline, to tell it from a
-// caller's.
-var errTimeout = errors.New("command: timeout")
 
 // status is how a command ended.
 type status struct {
@@ -36,7 +31,7 @@ type status struct {
 // returned as errors with a scan.Reason; an ended command is never an
 // error here, deciding is the caller's.
 func (e *Engine) run(ctx context.Context, argv []string, stdin *os.File, out io.Writer, timeout time.Duration) (status, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
+	ctx, cancel := proc.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	// One pipe for both streams keeps their lines in order and in one
@@ -58,14 +53,14 @@ func (e *Engine) run(ctx context.Context, argv []string, stdin *os.File, out io.
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd.Cancel = func() error { return proc.KillGroup(Type, cmd.Process.Pid) }
 
 	err = cmd.Start()
 	// The child has its own copy; ours would keep the pipe open forever.
 	w.Close()
 	if err != nil {
 		if ctx.Err() != nil {
-			return status{}, ctxError(ctx, timeout)
+			return status{}, proc.ContextError(ctx, Type, timeout)
 		}
 		return status{}, scan.Errorf(scan.ReasonEngineError, "command: start: %w", err)
 	}
@@ -73,14 +68,7 @@ func (e *Engine) run(ctx context.Context, argv []string, stdin *os.File, out io.
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Read(buf)
-			out.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
+		proc.Copy(out, r)
 	}()
 
 	werr := cmd.Wait()
@@ -88,23 +76,16 @@ func (e *Engine) run(ctx context.Context, argv []string, stdin *os.File, out io.
 	// a script) dies with it. The group id cannot have been reused: it
 	// stays taken while any member lives, and if none does there is
 	// nothing to kill.
-	_ = killGroup(cmd.Process.Pid)
+	_ = proc.KillGroup(Type, cmd.Process.Pid)
 
-	st := status{drained: true}
-	select {
-	case <-copied:
-	case <-time.After(drainTimeout):
-		r.SetReadDeadline(time.Now())
-		<-copied
-		st.drained = false
-	}
+	st := status{drained: proc.Drain(copied, drainTimeout, r)}
 
 	// Wait reports the exit status of a command the context killed, not
 	// the context's error, so ask the context. A command that ended on
 	// its own just as the context did is reported as stopped too: an
 	// error where a verdict might have been, never the other way round.
 	if ctx.Err() != nil {
-		return status{}, ctxError(ctx, timeout)
+		return status{}, proc.ContextError(ctx, Type, timeout)
 	}
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if !ok {
@@ -116,30 +97,4 @@ func (e *Engine) run(ctx context.Context, argv []string, stdin *os.File, out io.
 	}
 	st.code = ws.ExitStatus()
 	return st, nil
-}
-
-// ctxError reports a command stopped by its context: a timeout (ours or
-// the caller's deadline) or a cancellation.
-func ctxError(ctx context.Context, timeout time.Duration) error {
-	if errors.Is(context.Cause(ctx), errTimeout) {
-		return scan.Errorf(scan.ReasonTimeout, "command: timed out after %s: %w", timeout, context.DeadlineExceeded)
-	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return scan.Errorf(scan.ReasonTimeout, "command: %w", ctx.Err())
-	}
-	return scan.Errorf(scan.ReasonEngineError, "command: cancelled: %w", ctx.Err())
-}
-
-// killGroup sends SIGKILL to the process group pgid. A group that is gone
-// is reported as os.ErrProcessDone, which tells os/exec that the command
-// ended on its own.
-func killGroup(pgid int) error {
-	err := syscall.Kill(-pgid, syscall.SIGKILL)
-	if errors.Is(err, syscall.ESRCH) {
-		return os.ErrProcessDone
-	}
-	if err != nil {
-		return fmt.Errorf("command: kill process group %d: %w", pgid, err)
-	}
-	return nil
 }

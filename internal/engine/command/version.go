@@ -5,10 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/lazaret/lazaret/internal/engine/proc"
 )
 
 // Version returns the engine's version: Config.Version, else the first
@@ -33,16 +34,16 @@ func (e *Engine) commandVersion(ctx context.Context) (string, error) {
 	if e.version != "" && time.Since(e.versionAt) < e.cfg.VersionTTL {
 		return e.version, nil
 	}
-	out := &headBuffer{max: 4 << 10}
+	out := &proc.Head{Max: 4 << 10}
 	st, err := e.run(ctx, e.cfg.VersionCommand, nil, out, min(e.cfg.Timeout, versionTimeout))
 	if err != nil {
 		return "", fmt.Errorf("command: version: %w", err)
 	}
 	if st.signaled || st.code != 0 {
 		return "", fmt.Errorf("command: version: command ended with exit code %d, signal %v; output %q",
-			st.code, st.signal, strings.TrimSpace(string(out.b)))
+			st.code, st.signal, strings.TrimSpace(string(out.Bytes())))
 	}
-	line, _, _ := strings.Cut(string(out.b), "\n")
+	line, _, _ := strings.Cut(string(out.Bytes()), "\n")
 	line = strings.TrimSpace(strings.ToValidUTF8(line, "?"))
 	if line == "" {
 		return "", fmt.Errorf("command: version: empty first line of output")
@@ -70,9 +71,7 @@ func (e *Engine) derivedVersion() string {
 		if !filepath.IsAbs(p) && e.cfg.Dir != "" {
 			p = filepath.Join(e.cfg.Dir, p)
 		}
-		if fi, err := os.Stat(p); err == nil {
-			fmt.Fprintf(h, "%s %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
-		}
+		proc.FileStamp(h, p)
 	}
 	if p, err := e.program(); err == nil {
 		stat(p)
@@ -84,17 +83,4 @@ func (e *Engine) derivedVersion() string {
 		}
 	}
 	return "command/" + hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// headBuffer keeps the first max bytes written and discards the rest.
-type headBuffer struct {
-	b   []byte
-	max int
-}
-
-func (h *headBuffer) Write(p []byte) (int, error) {
-	if room := h.max - len(h.b); room > 0 {
-		h.b = append(h.b, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
 }

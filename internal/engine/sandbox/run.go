@@ -17,9 +17,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode"
 
 	"github.com/lazaret/lazaret/internal/ctxio"
+	"github.com/lazaret/lazaret/internal/engine/proc"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -37,10 +37,6 @@ const (
 	// an analyzer that ignores it.
 	cpuGrace = 5
 )
-
-// errTimeout is the cause of the engine's own deadline, to tell it from a
-// caller's.
-var errTimeout = errors.New("sandbox: timeout")
 
 // workdir is one run's private folder on the host: random name, 0700 (0711
 // when another user must reach into it), removed after the run.
@@ -139,7 +135,7 @@ func (e *Engine) copySample(ctx context.Context, s scan.Sample, dst string) erro
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctxError(ctx, e.cfg.Timeout)
+			return proc.ContextError(ctx, Type, e.cfg.Timeout)
 		}
 		return scan.Errorf(scan.ReadReason(err), "sandbox: sample copy: %w", err)
 	}
@@ -163,7 +159,7 @@ func (e *Engine) spec(w *workdir, name string) runSpec {
 	if e.cfg.Isolation == IsolationBwrap {
 		sample, report, tmp = e.sampleInside(), reportInside, "/tmp"
 	}
-	safe := argName(name)
+	safe := proc.SafeArg(name)
 	r := strings.NewReplacer(PathPlaceholder, sample, NamePlaceholder, safe, ReportPlaceholder, report)
 	argv := make([]string, len(e.cfg.Command))
 	argv[0] = e.cfg.Command[0]
@@ -176,22 +172,6 @@ func (e *Engine) spec(w *workdir, name string) runSpec {
 	env = append(env, e.env...)
 	env = append(env, EnvSample+"="+sample, EnvSampleName+"="+safe, EnvReport+"="+report)
 	return runSpec{argv: argv, env: env, sample: w.sample, report: w.report, dir: tmp}
-}
-
-// argName makes an untrusted sample name safe as (part of) an argument:
-// no NUL, no control characters, no leading '-' that would make it an
-// option.
-func argName(name string) string {
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '_'
-		}
-		return r
-	}, strings.ToValidUTF8(name, "_"))
-	if strings.HasPrefix(name, "-") {
-		name = "_" + name[1:]
-	}
-	return name
 }
 
 // outcome is how one run ended.
@@ -278,7 +258,7 @@ func (st *status) readJSON(r io.Reader) {
 // a scan.Reason; an ended run is never an error here, deciding is the
 // caller's.
 func (e *Engine) execute(ctx context.Context, rs runSpec) (outcome, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, e.cfg.Timeout, errTimeout)
+	ctx, cancel := proc.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 	bwrap := e.cfg.Isolation == IsolationBwrap
 
@@ -330,7 +310,7 @@ func (e *Engine) execute(ctx context.Context, rs runSpec) (outcome, error) {
 		attr.Credential = &syscall.Credential{Uid: e.uid, Gid: e.gid, Groups: []uint32{}}
 	}
 	cmd.SysProcAttr = attr
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd.Cancel = func() error { return proc.KillGroup(Type, cmd.Process.Pid) }
 
 	err := cmd.Start()
 	// The child has its own copies; ours would keep the pipes open.
@@ -339,37 +319,30 @@ func (e *Engine) execute(ctx context.Context, rs runSpec) (outcome, error) {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return outcome{}, ctxError(ctx, e.cfg.Timeout)
+			return outcome{}, proc.ContextError(ctx, Type, e.cfg.Timeout)
 		}
 		return outcome{}, scan.Errorf(scan.ReasonEngineError, "sandbox: start: %w", err)
 	}
 
-	out := outcome{stdout: &capture{}, stderr: &capture{}}
+	out := outcome{stdout: newCapture(), stderr: newCapture()}
 	st := &status{}
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); st.readJSON(statusR) }()
 	go func() { defer wg.Done(); st.readMark(markR) }()
-	go func() { defer wg.Done(); out.stdout.readFrom(outR) }()
-	go func() { defer wg.Done(); out.stderr.readFrom(errR) }()
+	go func() { defer wg.Done(); proc.Copy(out.stdout, outR) }()
+	go func() { defer wg.Done(); proc.Copy(out.stderr, errR) }()
 
 	werr := cmd.Wait()
 	// Whatever is left in the run's process group dies with it. With
 	// bwrap that is bwrap itself; the sandbox's init dies with it
 	// (--die-with-parent), and every process in the sandbox with the
 	// init.
-	_ = killGroup(cmd.Process.Pid)
+	_ = proc.KillGroup(Type, cmd.Process.Pid)
 
 	drained := make(chan struct{})
 	go func() { wg.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(drainTimeout):
-		for _, r := range []*os.File{statusR, markR, outR, errR} {
-			r.SetReadDeadline(time.Now())
-		}
-		<-drained
-	}
+	proc.Drain(drained, drainTimeout, statusR, markR, outR, errR)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if bwrap && st.childPID > 0 && !waitGone(st.childPID, st.childStart, goneTimeout) {
@@ -382,7 +355,7 @@ func (e *Engine) execute(ctx context.Context, rs runSpec) (outcome, error) {
 	// just as the context did is reported as stopped too: an error where
 	// a verdict might have been, never the other way round.
 	if ctx.Err() != nil {
-		return outcome{}, ctxError(ctx, e.cfg.Timeout)
+		return outcome{}, proc.ContextError(ctx, Type, e.cfg.Timeout)
 	}
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if !ok {
@@ -406,32 +379,6 @@ func (e *Engine) execute(ctx context.Context, rs runSpec) (outcome, error) {
 	}
 	out.code = ws.ExitStatus()
 	return out, nil
-}
-
-// ctxError reports a run stopped by its context: a timeout (ours or the
-// caller's deadline) or a cancellation.
-func ctxError(ctx context.Context, timeout time.Duration) error {
-	if errors.Is(context.Cause(ctx), errTimeout) {
-		return scan.Errorf(scan.ReasonTimeout, "sandbox: timed out after %s: %w", timeout, context.DeadlineExceeded)
-	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return scan.Errorf(scan.ReasonTimeout, "sandbox: %w", ctx.Err())
-	}
-	return scan.Errorf(scan.ReasonEngineError, "sandbox: cancelled: %w", ctx.Err())
-}
-
-// killGroup sends SIGKILL to the process group pgid. A group that is gone
-// is reported as os.ErrProcessDone, which tells os/exec that the run
-// ended on its own.
-func killGroup(pgid int) error {
-	err := syscall.Kill(-pgid, syscall.SIGKILL)
-	if errors.Is(err, syscall.ESRCH) {
-		return os.ErrProcessDone
-	}
-	if err != nil {
-		return fmt.Errorf("sandbox: kill process group %d: %w", pgid, err)
-	}
-	return nil
 }
 
 // procStart returns a process's start time (in clock ticks since boot),
@@ -521,10 +468,10 @@ func describeExit(out outcome, bwrap bool) string {
 // tails quotes the end of the run's output for an error's detail.
 func tails(out outcome) string {
 	var parts []string
-	if t := out.stderr.tail(); t != "" {
+	if t := out.stderr.end.String(); t != "" {
 		parts = append(parts, fmt.Sprintf("stderr %q", t))
 	}
-	if t := out.stdout.tail(); t != "" {
+	if t := out.stdout.end.String(); t != "" {
 		parts = append(parts, fmt.Sprintf("stdout %q", t))
 	}
 	if len(parts) == 0 {
@@ -546,7 +493,7 @@ func (e *Engine) Scan(ctx context.Context, s scan.Sample) (scan.Result, error) {
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():
-		return scan.Result{}, ctxError(ctx, e.cfg.Timeout)
+		return scan.Result{}, proc.ContextError(ctx, Type, e.cfg.Timeout)
 	}
 	defer func() { <-e.sem }()
 
@@ -623,7 +570,7 @@ func (e *Engine) findings(doc map[string]any, stdout *capture) []scan.Finding {
 	}
 	var fs []scan.Finding
 	for _, n := range names {
-		n = signatureName(n)
+		n = proc.SignatureName(n)
 		if n != "" && len(fs) < maxFindings && !slices.ContainsFunc(fs, func(f scan.Finding) bool { return f.Signature == n }) {
 			fs = append(fs, scan.Finding{Signature: n})
 		}

@@ -69,6 +69,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lazaret/lazaret/internal/engine/proc"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -496,25 +497,14 @@ func (e *Engine) Ping(ctx context.Context) error {
 func (e *Engine) program() (string, error) {
 	p := e.cfg.Command[0]
 	if filepath.IsAbs(p) {
-		return p, executable(p)
+		return p, proc.Executable(p)
 	}
 	for _, dir := range filepath.SplitList(sandboxPath) {
-		if c := filepath.Join(dir, p); executable(c) == nil {
+		if c := filepath.Join(dir, p); proc.Executable(c) == nil {
 			return c, nil
 		}
 	}
 	return "", fmt.Errorf("%s: not found in %s", p, sandboxPath)
-}
-
-func executable(p string) error {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%s: not an executable file", p)
-	}
-	return nil
 }
 
 // Version returns Config.Version, or one derived from the command, the
@@ -531,11 +521,8 @@ func (e *Engine) Version(ctx context.Context) (string, error) {
 		fmt.Fprintf(h, "%q\n", a)
 	}
 	stat := func(p string) {
-		if !filepath.IsAbs(p) {
-			return
-		}
-		if fi, err := os.Stat(p); err == nil {
-			fmt.Fprintf(h, "%s %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
+		if filepath.IsAbs(p) {
+			proc.FileStamp(h, p)
 		}
 	}
 	if p, err := e.program(); err == nil {
