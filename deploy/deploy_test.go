@@ -76,3 +76,32 @@ func TestCompose(t *testing.T) {
 		}
 	}
 }
+
+// The image holds lazaret-operator beside its entry point, lazaret, where
+// `lazaret operator` looks first: the operator's Deployment and its scan
+// Jobs (deploy/operator) run `lazaret operator ...` through that entry
+// point.
+func TestDockerfileOperator(t *testing.T) {
+	raw, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var built, copied bool
+	entry := ""
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case f[0] == "RUN" && strings.Contains(line, "go build") && strings.Contains(line, "./cmd/lazaret-operator"):
+			built = true
+		case f[0] == "COPY" && strings.Contains(line, "/lazaret-operator"):
+			dst := f[len(f)-1]
+			copied = dst == "/" || dst == "/lazaret-operator"
+		case f[0] == "ENTRYPOINT":
+			entry = strings.Trim(strings.TrimPrefix(line, "ENTRYPOINT"), ` []"`)
+		}
+	}
+	if !built || !copied || entry != "/lazaret" {
+		t.Errorf("Dockerfile: lazaret-operator built %v, copied to / %v, entry point %q; want both, beside /lazaret", built, copied, entry)
+	}
+}

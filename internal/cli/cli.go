@@ -32,6 +32,12 @@ type Env struct {
 	// IsTerminal reports whether a writer is a terminal (for progress
 	// bars); nil means "check *os.File descriptors".
 	IsTerminal func(w io.Writer) bool
+	// Exec replaces the process with the program at path, given args
+	// (args[0] is its name) and the process's environment, as
+	// syscall.Exec does; it returns only when that failed. `lazaret
+	// operator` hands over to lazaret-operator with it. nil (in tests):
+	// `lazaret operator` fails.
+	Exec func(path string, args []string) error
 }
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -50,7 +56,7 @@ type root struct {
 	Proxy    proxyCmd    `cmd:"" help:"Store-scan-forward gate in front of a repository: serve only what was scanned clean (409 for infected)."`
 	Rescan   rescanCmd   `cmd:"" help:"Re-check stored verdicts after signatures changed; changed verdicts re-apply effects and notify."`
 	Engines  enginesCmd  `cmd:"" help:"List the configured engines with versions and health."`
-	Operator operatorCmd `cmd:"" help:"Kubernetes controller for KubeAV's VirusScan and ScheduledVirusScan resources."`
+	Operator operatorCmd `cmd:"" passthrough:"" help:"Kubernetes controller for KubeAV's VirusScan and ScheduledVirusScan resources: runs the lazaret-operator program with these arguments (lazaret operator --help lists them)."`
 	Version  versionCmd  `cmd:"" help:"Print lazaret's version."`
 }
 
@@ -111,10 +117,8 @@ func Run(ctx context.Context, args []string, env Env) (code int) {
 		return r.Sweep.run(ctx, &r.globals, env)
 	case "engines":
 		return r.Engines.run(ctx, &r.globals, env)
-	case "operator", "operator run":
-		return r.Operator.Run.run(ctx, &r.globals, env)
-	case "operator agent":
-		return r.Operator.Agent.run(ctx, &r.globals, env)
+	case "operator", "operator <args>":
+		return r.Operator.run(&r.globals, env)
 	default: // scan <path> and friends
 		return r.Scan.run(ctx, &r.globals, env)
 	}
@@ -129,8 +133,9 @@ func (g *globals) loadConfig(env Env) (config.Config, error) {
 	return config.Load(g.Config, env.Getenv)
 }
 
-// newLogger returns a logger on stderr at the configured level.
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+// NewLogger returns a logger writing to w (stderr) at the configured level
+// and in the configured format, the one every command uses.
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
@@ -151,11 +156,13 @@ func isTerminal(env Env, w io.Writer) bool {
 type versionCmd struct{}
 
 func (versionCmd) run(env Env) int {
-	fmt.Fprintln(env.Stdout, "lazaret", buildVersion())
+	fmt.Fprintln(env.Stdout, "lazaret", BuildVersion())
 	return ExitClean
 }
 
-func buildVersion() string {
+// BuildVersion is lazaret's version: Version when set at build time, else
+// the module version and VCS revision the binary was built from.
+func BuildVersion() string {
 	if Version != "" {
 		return Version
 	}

@@ -19,7 +19,7 @@ func (c *enginesCmd) run(ctx context.Context, g *globals, env Env) int {
 	if err != nil {
 		return errorf(env, err)
 	}
-	engines, err := build.Engines(ctx, cfg.Engines, nil, newLogger(cfg, env.Stderr))
+	engines, err := build.Engines(ctx, cfg.Engines, nil, NewLogger(cfg, env.Stderr))
 	if err != nil {
 		return errorf(env, err)
 	}

@@ -1,152 +1,65 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
-	"strings"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/lazaret/lazaret/internal/operator"
 )
 
-// operatorCmd is `lazaret operator`: the controller by default, and the
-// agent that runs inside each scan Job.
+// OperatorProgram is the program `lazaret operator` runs. The Kubernetes
+// operator is a binary of its own (cmd/lazaret-operator) so that the
+// Kubernetes packages, their size and their start-up cost stay out of
+// every other lazaret command.
+const OperatorProgram = "lazaret-operator"
+
+// operatorCmd is `lazaret operator [ARGS...]`: it replaces this process
+// with lazaret-operator, given the same arguments, so that signals, output
+// and the exit code are the operator's own.
 type operatorCmd struct {
-	Run   operatorRunCmd   `cmd:"" default:"withargs" help:"Run the controller for VirusScan and ScheduledVirusScan resources (the default; its flags: lazaret operator run --help)."`
-	Agent operatorAgentCmd `cmd:"" help:"Scan one VirusScan's volumes and report into its status (runs inside the scan Job)."`
+	Args []string `arg:"" optional:"" help:"lazaret-operator's arguments: run (the default) or agent, and their flags."`
 }
 
-type operatorRunCmd struct {
-	Kubeconfig        string        `type:"path" placeholder:"FILE" help:"Kubeconfig (default: $KUBECONFIG, then in-cluster, then ~/.kube/config)."`
-	Namespace         string        `placeholder:"NS" help:"Watch only this namespace (default: all)."`
-	Image             string        `placeholder:"IMAGE" help:"lazaret image the scan Jobs run (also LAZARET_OPERATOR_IMAGE; default ghcr.io/lazaret/lazaret:latest)."`
-	ImagePullPolicy   string        `name:"image-pull-policy" enum:",Always,IfNotPresent,Never" default:"" help:"Pull policy of the scan Jobs."`
-	Server            string        `placeholder:"URL" help:"lazaret server the scan Jobs send files to (also LAZARET_SERVER); without it they scan with the image's own engines."`
-	ServerTokenSecret string        `name:"server-token-secret" placeholder:"SECRET" help:"Secret in each VirusScan's namespace whose 'token' key is the server's API token."`
-	ServiceAccount    string        `name:"service-account" placeholder:"NAME" help:"Service account of scan Jobs whose VirusScan names none; created with its role binding (default lazaret-agent)."`
-	AgentRole         string        `name:"agent-role" placeholder:"CLUSTERROLE" help:"ClusterRole bound to that account (default lazaret-agent)."`
-	ActiveDeadline    time.Duration `name:"active-deadline" placeholder:"DUR" help:"Bound on a scan Job's run time (default none)."`
-	LeaderElect       bool          `name:"leader-elect" help:"Elect a leader among replicas."`
-	LeaderNamespace   string        `name:"leader-election-namespace" placeholder:"NS" help:"Namespace of the leader lease (default: the pod's)."`
-	MetricsListen     string        `name:"metrics-listen" placeholder:"ADDR" help:"Serve Prometheus metrics here (default: off)."`
-	HealthListen      string        `name:"health-listen" placeholder:"ADDR" help:"Serve /healthz and /readyz here (default: off)."`
+// errNoOperator is what `lazaret operator` reports when lazaret-operator is
+// neither beside lazaret nor in PATH.
+var errNoOperator = errors.New(OperatorProgram + " not found beside lazaret or in PATH: the Kubernetes operator is a program of its own; " +
+	"build it with `go build ./cmd/" + OperatorProgram + "` and put it beside lazaret or in PATH, or use lazaret's container image, which has both")
+
+func (c *operatorCmd) run(g *globals, env Env) int {
+	path, err := findOperator(os.Executable, exec.LookPath)
+	if err != nil {
+		return errorf(env, fmt.Errorf("operator: %w", err))
+	}
+	if env.Exec == nil {
+		return errorf(env, errors.New("operator: cannot replace this process with "+path))
+	}
+	args := []string{OperatorProgram}
+	if g.Config != "" { // given before `operator`, or LAZARET_CONFIG
+		args = append(args, "--config", g.Config)
+	}
+	args = append(args, c.Args...)
+	err = env.Exec(path, args)
+	return errorf(env, fmt.Errorf("operator: exec %s: %w", path, err))
 }
 
-func (c *operatorRunCmd) run(ctx context.Context, g *globals, env Env) int {
-	cfg, err := g.loadConfig(env)
-	if err != nil {
-		return errorf(env, err)
-	}
-	rc, err := kubeConfig(c.Kubeconfig, env)
-	if err != nil {
-		return errorf(env, err)
-	}
-	opts := operator.Options{
-		Namespace:               c.Namespace,
-		Image:                   firstNonEmpty(c.Image, env.Getenv("LAZARET_OPERATOR_IMAGE")),
-		ImagePullPolicy:         corev1.PullPolicy(c.ImagePullPolicy),
-		Server:                  firstNonEmpty(c.Server, env.Getenv("LAZARET_SERVER")),
-		ServerTokenSecret:       c.ServerTokenSecret,
-		ServiceAccount:          c.ServiceAccount,
-		AgentRole:               c.AgentRole,
-		ActiveDeadline:          c.ActiveDeadline,
-		LeaderElection:          c.LeaderElect,
-		LeaderElectionNamespace: c.LeaderNamespace,
-		MetricsAddr:             c.MetricsListen,
-		HealthAddr:              c.HealthListen,
-		Logger:                  newLogger(cfg, env.Stderr),
-	}
-	operator.SetProcessLoggers(opts.Logger)
-	if err := operator.Run(ctx, rc, opts); err != nil {
-		return errorf(env, err)
-	}
-	return ExitClean
-}
-
-type operatorAgentCmd struct {
-	Kubeconfig string `type:"path" placeholder:"FILE" help:"Kubeconfig (default: in-cluster)."`
-	VirusScan  string `name:"virusscan" required:"" placeholder:"NAMESPACE/NAME" help:"The VirusScan to run."`
-	Job        string `placeholder:"NAME" help:"The Job this runs in, recorded in the report."`
-}
-
-func (c *operatorAgentCmd) run(ctx context.Context, g *globals, env Env) int {
-	cfg, err := g.loadConfig(env)
-	if err != nil {
-		return errorf(env, err)
-	}
-	ns, name, ok := strings.Cut(c.VirusScan, "/")
-	if !ok || ns == "" || name == "" {
-		return errorf(env, fmt.Errorf("operator agent: --virusscan %q: want NAMESPACE/NAME", c.VirusScan))
-	}
-	rc, err := kubeConfig(c.Kubeconfig, env)
-	if err != nil {
-		return errorf(env, err)
-	}
-	scheme, err := operator.NewScheme()
-	if err != nil {
-		return errorf(env, err)
-	}
-	kc, err := client.New(rc, client.Options{Scheme: scheme})
-	if err != nil {
-		return errorf(env, fmt.Errorf("operator agent: client: %w", err))
-	}
-	// The scan is `lazaret scan` itself, run in-process with the same
-	// configuration file and environment.
-	scanFn := func(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) int {
-		full := []string{"scan"}
-		if g.Config != "" {
-			full = append(full, "--config", g.Config)
-		}
-		full = append(full, args...)
-		return Run(ctx, full, Env{Stdin: stdin, Stdout: stdout, Stderr: env.Stderr, Getenv: env.Getenv,
-			IsTerminal: func(io.Writer) bool { return false }})
-	}
-	err = operator.RunAgent(ctx, kc, operator.AgentOptions{
-		VirusScan: types.NamespacedName{Namespace: ns, Name: name},
-		Job:       c.Job,
-		Scan:      scanFn,
-		Logger:    newLogger(cfg, env.Stderr),
-	})
-	if err != nil {
-		return errorf(env, err)
-	}
-	return ExitClean
-}
-
-// kubeConfig loads the Kubernetes client configuration: the file given,
-// else $KUBECONFIG, else the in-cluster service account, else
-// ~/.kube/config.
-func kubeConfig(path string, env Env) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = path
-	if v := env.Getenv("KUBECONFIG"); v != "" {
-		rules.Precedence = filepath.SplitList(v)
-	}
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		if clientcmd.IsEmptyConfig(err) {
-			return nil, errors.New("kubernetes: no configuration: give --kubeconfig, set KUBECONFIG or run in a cluster")
-		}
-		return nil, fmt.Errorf("kubernetes: config: %w", err)
-	}
-	rc.UserAgent = "lazaret/" + buildVersion()
-	return rc, nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
+// findOperator returns the path of lazaret-operator: the file beside the
+// running executable (a release or an image ships both), else the one
+// found in PATH.
+func findOperator(executable func() (string, error), lookPath func(string) (string, error)) (string, error) {
+	if exe, err := executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), OperatorProgram)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
 		}
 	}
-	return ""
+	p, err := lookPath(OperatorProgram)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return "", errNoOperator
+		}
+		return "", fmt.Errorf("%s: %w", OperatorProgram, err)
+	}
+	return p, nil
 }

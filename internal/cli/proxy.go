@@ -87,7 +87,7 @@ func (c *proxyCmd) run(ctx context.Context, g *globals, env Env) int {
 	if err != nil {
 		return errorf(env, err)
 	}
-	log := newLogger(cfg, env.Stderr)
+	log := NewLogger(cfg, env.Stderr)
 	engines := &lateEngines{}
 	m := metrics.New(nil, engines)
 	sc, err := build.NewScanning(ctx, cfg, nil, true, m, log)

@@ -28,7 +28,7 @@ func (c *rescanCmd) run(ctx context.Context, g *globals, env Env) int {
 	if !c.EngineVersionChanged && c.OlderThan <= 0 {
 		c.EngineVersionChanged = true // the common case: signatures changed
 	}
-	log := newLogger(cfg, env.Stderr)
+	log := NewLogger(cfg, env.Stderr)
 	sc, err := build.NewScanning(ctx, cfg, nil, true, nil, log)
 	if err != nil {
 		return errorf(env, err)

@@ -78,7 +78,7 @@ func (c *scanCmd) run(ctx context.Context, g *globals, env Env) int {
 		if err != nil {
 			return errorf(env, err)
 		}
-		sc, err := build.NewScanning(ctx, cfg, c.Engine, false, nil, newLogger(cfg, env.Stderr))
+		sc, err := build.NewScanning(ctx, cfg, c.Engine, false, nil, NewLogger(cfg, env.Stderr))
 		if err != nil {
 			return errorf(env, err)
 		}

@@ -49,7 +49,7 @@ func (c *workerCmd) run(ctx context.Context, g *globals, env Env) int {
 }
 
 func runServer(ctx context.Context, cfg config.Config, env Env, opts server.Options) int {
-	opts.Logger = newLogger(cfg, env.Stderr)
+	opts.Logger = NewLogger(cfg, env.Stderr)
 	if err := server.Run(ctx, cfg, opts, shutdownGrace); err != nil {
 		return errorf(env, err)
 	}

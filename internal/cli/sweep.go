@@ -33,7 +33,7 @@ func (c *sweepCmd) run(ctx context.Context, g *globals, env Env) int {
 	if c.DataDir != "" {
 		cfg.DataDir = c.DataDir
 	}
-	log := newLogger(cfg, env.Stderr)
+	log := NewLogger(cfg, env.Stderr)
 	scanning, err := build.NewScanning(ctx, cfg, c.Engine, true, nil, log)
 	if err != nil {
 		return errorf(env, err)

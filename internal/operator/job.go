@@ -141,10 +141,14 @@ func buildJob(vs *v1beta1.VirusScan, opts *Options) *batchv1.Job {
 						Name:            "scan",
 						Image:           opts.Image,
 						ImagePullPolicy: opts.ImagePullPolicy,
-						Args:            []string{"operator", "agent", "--virusscan", vs.Namespace + "/" + vs.Name, "--job", name},
-						Env:             env,
-						VolumeMounts:    mounts,
-						Resources:       res,
+						// Arguments of the image's entry point, lazaret,
+						// whose `lazaret operator` execs the
+						// lazaret-operator beside it: the Job names no
+						// path inside the image.
+						Args:         []string{"operator", "agent", "--virusscan", vs.Namespace + "/" + vs.Name, "--job", name},
+						Env:          env,
+						VolumeMounts: mounts,
+						Resources:    res,
 						// Root with only DAC_OVERRIDE: enough to read
 						// every file of the volume whatever its owner
 						// (a non-root scanner would report files it

@@ -8,6 +8,10 @@
 // then sets the phase, conditions and summary. ScheduledVirusScans create
 // VirusScans on a cron schedule and delete the completed ones beyond their
 // history size. docs/OPERATOR.md describes the design.
+//
+// Only the lazaret-operator program (cmd/lazaret-operator, package
+// operatorcli) links this package and the Kubernetes libraries; `lazaret
+// operator` execs it.
 package operator
 
 import (

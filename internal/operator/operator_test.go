@@ -3,7 +3,7 @@ package operator_test
 // These tests run against a real Kubernetes API server (etcd and
 // kube-apiserver; .ci/kube.sh), named by LAZARET_TEST_KUBECONFIG. There is
 // no kubelet and no controller manager: Jobs never get pods, so a test
-// plays their part the way a real pod would: it runs `lazaret operator
+// plays their part the way a real pod would: it runs `lazaret-operator
 // agent` in-process (which scans a real folder and writes the report
 // through the API server) and sets the Job's status as the Job controller
 // would.
@@ -46,6 +46,7 @@ import (
 	"github.com/lazaret/lazaret/internal/cli"
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/operator"
+	"github.com/lazaret/lazaret/internal/operator/operatorcli"
 	"github.com/lazaret/lazaret/internal/operator/v1beta1"
 	"github.com/lazaret/lazaret/internal/server"
 	"github.com/lazaret/lazaret/internal/testenv"
@@ -322,8 +323,9 @@ func (cl *cluster) waitJob(t *testing.T, ns, vsName string) *batchv1.Job {
 	return job
 }
 
-// runAgent runs `lazaret operator agent` in-process, as the Job's pod
-// would, and returns its exit code and stderr.
+// runAgent runs the agent in-process, with lazaret-operator's command line
+// (what the Job's `lazaret operator agent ...` hands over to), as the
+// Job's pod would, and returns its exit code and stderr.
 func (cl *cluster) runAgent(t *testing.T, ns, vsName, job string) (int, string) {
 	t.Helper()
 	return cl.runAgentWith(t, cl.kubeconfig, nil, ns, vsName, job)
@@ -334,8 +336,8 @@ func (cl *cluster) runAgentWith(t *testing.T, kubeconfig string, env map[string]
 	t.Helper()
 	var stdout, stderr testenv.Buffer
 	getenv := func(k string) string { return env[k] }
-	code := cli.Run(context.Background(),
-		[]string{"operator", "agent", "--kubeconfig", kubeconfig, "--virusscan", ns + "/" + vsName, "--job", job},
+	code := operatorcli.Run(context.Background(),
+		[]string{"agent", "--kubeconfig", kubeconfig, "--virusscan", ns + "/" + vsName, "--job", job},
 		cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: getenv})
 	return code, stderr.String()
 }
