@@ -234,6 +234,21 @@ func (d *Dir) Path(key string) (string, error) {
 	return p, nil
 }
 
+// Touch marks a blob as used now, so that pruning by age keeps it; a blob
+// that is not there is an error wrapping ErrNotFound.
+func (d *Dir) Touch(ctx context.Context, key string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Chtimes(p, time.Time{}, time.Now()); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("blob: touch %s: %w", key, ErrNotFound)
+	} else if err != nil {
+		return fmt.Errorf("blob: touch %s: %w", key, err)
+	}
+	return nil
+}
+
 // Delete removes a blob.
 func (d *Dir) Delete(ctx context.Context, key string) error {
 	p, err := d.path(key)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/lazaret/lazaret/internal/blob"
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/store"
@@ -23,18 +24,20 @@ type Scanning struct {
 // Close releases what it built.
 func NewScanning(ctx context.Context, cfg config.Config, only []string, withStore bool, obs pipeline.Observer, log *slog.Logger) (*Scanning, error) {
 	s := &Scanning{}
-	var parts EngineParts
+	var (
+		parts   EngineParts
+		reports *blob.Dir
+		err     error
+	)
 	if withStore {
 		// Jobs are stored, so the reports they name are kept.
-		reports, err := Reports(cfg)
-		if err != nil {
+		if reports, err = Reports(cfg); err != nil {
 			return nil, err
 		}
 		if reports != nil {
 			parts.Reports = reports
 		}
 	}
-	var err error
 	if s.Engines, err = EnginesWith(ctx, cfg.Engines, only, parts, log); err != nil {
 		return nil, err
 	}
@@ -46,6 +49,9 @@ func NewScanning(ctx context.Context, cfg config.Config, only []string, withStor
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		pc.Store = s.Store
+		if reports != nil {
+			pc.Reports = reports
+		}
 	}
 	if s.Pipeline, err = pipeline.New(pc); err != nil {
 		s.Close()

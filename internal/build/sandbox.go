@@ -1,8 +1,11 @@
 package build
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/lazaret/lazaret/internal/blob"
 	"github.com/lazaret/lazaret/internal/config"
@@ -24,6 +27,20 @@ func Reports(cfg config.Config) (*blob.Dir, error) {
 		}
 	}
 	return nil, nil
+}
+
+// ReportPruneInterval is how often a running server prunes the sandbox
+// engines' reports; their age limit is counted in days.
+const ReportPruneInterval = time.Hour
+
+// PruneReports prunes the reports in d that are older than
+// keep_reports_for (0 keeps them, and only clears the leftovers of
+// interrupted writes) at once and then every ReportPruneInterval, until
+// ctx ends. A report's age counts from the last time an analyzer wrote it:
+// the same report written again is kept again. Run it in its own
+// goroutine.
+func PruneReports(ctx context.Context, d *blob.Dir, cfg config.Config, log *slog.Logger) {
+	d.PruneEvery(ctx, blob.Retention{MaxAge: cfg.KeepReportsFor}, ReportPruneInterval, log)
 }
 
 // sandboxConfig maps a sandbox engine's configuration to the engine's.

@@ -54,6 +54,11 @@ type Config struct {
 	// KeepUploadsMaxSize caps the kept uploads' total size: past it,
 	// the least recently uploaded go first. 0 means no cap.
 	KeepUploadsMaxSize ByteSize `yaml:"keep_uploads_max_size"`
+	// KeepReportsFor removes a sandbox engine's report (DATA_DIR/reports)
+	// once no analyzer has written the same report for this long; 0
+	// keeps reports forever. A job whose report is gone answers 410
+	// report_gone for it. `serve` and `worker` prune hourly.
+	KeepReportsFor time.Duration `yaml:"keep_reports_for"`
 	// Proxies are store-scan-forward gates served by `serve` under
 	// /proxy/<name>/.
 	Proxies []Proxy `yaml:"proxies"`
@@ -403,6 +408,9 @@ func Default() Config {
 		// 30 days: long enough for several signature updates to
 		// rescan an upload, short enough that the folder stops growing.
 		KeepUploadsFor: 30 * 24 * time.Hour,
+		// 90 days: a report is the evidence behind a verdict, looked
+		// at after an incident rather than within the hour.
+		KeepReportsFor: 90 * 24 * time.Hour,
 	}
 }
 
@@ -523,6 +531,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KeepUploadsFor < 0 {
 		errs = append(errs, errors.New("keep_uploads_for: must not be negative (0 keeps uploads forever)"))
+	}
+	if c.KeepReportsFor < 0 {
+		errs = append(errs, errors.New("keep_reports_for: must not be negative (0 keeps reports forever)"))
 	}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("workers: must be at least 1"))

@@ -21,6 +21,9 @@ func TestLoadFull(t *testing.T) {
 	if !cfg.KeepUploads || cfg.KeepUploadsFor != 168*time.Hour || cfg.KeepUploadsMaxSize != 10<<30 {
 		t.Errorf("keep_uploads: got %t, for %v, max size %d; want true, 168h, 10GiB", cfg.KeepUploads, cfg.KeepUploadsFor, cfg.KeepUploadsMaxSize)
 	}
+	if got, want := cfg.KeepReportsFor, 8760*time.Hour; got != want {
+		t.Errorf("keep_reports_for: got %v, want %v", got, want)
+	}
 	if got, want := len(cfg.Engines), 3; got != want {
 		t.Fatalf("engines: got %d, want %d", got, want)
 	}
@@ -54,6 +57,9 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if got, want := cfg.KeepUploadsFor, 720*time.Hour; got != want {
 		t.Errorf("keep_uploads_for: got %v, want %v", got, want)
+	}
+	if got, want := cfg.KeepReportsFor, 2160*time.Hour; got != want {
+		t.Errorf("keep_reports_for: got %v, want %v", got, want)
 	}
 }
 
@@ -91,6 +97,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no_name.yaml", "engines[0].name: required"},
 		{"bad_schedule.yaml", "rescan.schedule:"},
 		{"negative_keep_uploads_for.yaml", "keep_uploads_for: must not be negative"},
+		{"negative_keep_reports_for.yaml", "keep_reports_for: must not be negative"},
 		{"missing.yaml", "no such file"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -13,21 +13,25 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/lazaret/lazaret/internal/api"
+	"github.com/lazaret/lazaret/internal/blob"
 	"github.com/lazaret/lazaret/internal/build"
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/console"
 	"github.com/lazaret/lazaret/internal/pipeline"
+	"github.com/lazaret/lazaret/internal/scan"
 	"github.com/lazaret/lazaret/internal/store/sqlite"
 	"github.com/lazaret/lazaret/internal/testenv"
 )
@@ -41,7 +45,10 @@ const envScreenshots = "LAZARET_TEST_SCREENSHOTS"
 
 // server is the real API with the console, in-process on 127.0.0.1.
 type server struct {
-	URL string
+	URL     string
+	store   *sqlite.Store
+	ids     *pipeline.Pipeline // makes job IDs
+	reports *blob.Dir
 
 	mu   sync.Mutex
 	seen []string // request URIs, with "auth" when a bearer token came along
@@ -54,7 +61,8 @@ func (s *server) requests() []string {
 }
 
 // startServer starts api.New wired to a real pipeline with the builtin
-// engine and a SQLite store in a temporary directory.
+// engine, a SQLite store and a folder of analyzer reports in a temporary
+// directory.
 func startServer(t *testing.T, tokens ...api.Token) *server {
 	t.Helper()
 	ctx := context.Background()
@@ -72,11 +80,15 @@ func startServer(t *testing.T, tokens ...api.Token) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := api.New(api.Config{Scanner: p, Jobs: st, Engines: engines, Tokens: tokens, Console: console.Handler()})
+	reports, err := blob.NewDir(filepath.Join(t.TempDir(), "reports"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{}
+	a, err := api.New(api.Config{Scanner: p, Jobs: st, Engines: engines, Tokens: tokens, Reports: reports, Console: console.Handler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{store: st, ids: p, reports: reports}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := r.Method + " " + r.RequestURI
 		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
@@ -596,5 +608,123 @@ func TestBrowserToken(t *testing.T) {
 	}
 	if href := eval[string](t, p, "location.href"); strings.Contains(href, "token") {
 		t.Errorf("location = %q, want no token in it", href)
+	}
+}
+
+// TestBrowserReport: a job's details link each analyzer report, with its
+// size and type, and only for the engine runs that wrote one; a click
+// downloads it through the API with the tab's token (never in a URL), and
+// a report no longer kept says so on the page.
+func TestBrowserReport(t *testing.T) {
+	const token = "console-report-token-0123456789"
+	s := startServer(t, api.Token{Name: "reader", Role: api.RoleRead, Value: token})
+	ctx := t.Context()
+	report := []byte(`{"verdict": "clean", "note": "<img src=x onerror=window.pwned=1>"}`)
+	key := sum(report)
+	if _, err := s.reports.Put(ctx, key, bytes.NewReader(report)); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	ids := map[string]string{}
+	for name, engines := range map[string][]scan.EngineRun{
+		"with-report.apk": {{Name: "builtin", Verdict: scan.Clean},
+			{Name: "apk tool", Verdict: scan.Clean, Report: &scan.Report{SHA256: key, Size: int64(len(report)), ContentType: "application/json"}}},
+		"no-report.txt": {{Name: "builtin", Verdict: scan.Clean}},
+		"gone.apk":      {{Name: "apk tool", Verdict: scan.Clean, Report: &scan.Report{SHA256: strings.Repeat("ab", 32), Size: 3, ContentType: "text/plain"}}},
+	} {
+		j := &scan.Job{ID: s.ids.NewID(), Name: name, Status: scan.Done, Verdict: scan.Clean, Source: scan.Source{Kind: "upload"},
+			Engines: engines, CreatedAt: now, FinishedAt: &now}
+		if err := s.store.CreateJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = j.ID
+	}
+	p := newPage(t)
+	downloads := t.TempDir()
+	p.do(t, "allow downloads", func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads,
+		})
+		return chromedp.Void{}, err
+	})
+	p.do(t, "enter the token",
+		chromedp.Navigate(s.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#auth")),
+		chromedp.SendKeys(chromedp.CSS("#auth-token"), token),
+		chromedp.Click(chromedp.CSS("#auth-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#jobs tbody tr")),
+	)
+	open := func(t *testing.T, name string) {
+		t.Helper()
+		p.do(t, "open "+name,
+			chromedp.Navigate(s.URL+"/#/jobs/"+ids[name]),
+			chromedp.WaitVisible(chromedp.CSS("#job-engines")),
+		)
+		p.waitFor(t, fmt.Sprintf(`location.hash === '#/jobs/%s' && document.querySelector('#job-title').textContent.includes(%q)`, ids[name], name))
+	}
+
+	t.Run("with a report", func(t *testing.T) {
+		open(t, "with-report.apk")
+		links := eval[[]string](t, p, `[...document.querySelectorAll('#job-engines a.report-link')].map((a) => a.getAttribute('href'))`)
+		if want := "/v1/jobs/" + ids["with-report.apk"] + "/report?engine=apk%20tool"; len(links) != 1 || links[0] != want {
+			t.Fatalf("report links = %q, want [%s]", links, want)
+		}
+		p.mustContain(t, "#job-engines thead", "REPORT")
+		p.mustContain(t, `#job-engines tbody tr:nth-child(2)`, "apk tool", "Download report", fmt.Sprintf("%d B", len(report)), "application/json")
+		if got := eval[string](t, p, `document.querySelector('#job-engines tbody tr:first-child td:last-child').textContent`); got != "" {
+			t.Errorf("the builtin engine's report cell = %q, want it empty", got)
+		}
+		p.screenshot(t, "job-report")
+
+		p.do(t, "download the report", chromedp.Click(chromedp.CSS("#job-engines a.report-link")))
+		path := filepath.Join(downloads, ids["with-report.apk"]+"-apk_tool.json")
+		deadline := time.Now().Add(10 * time.Second)
+		var got []byte
+		for {
+			var err error
+			if got, err = os.ReadFile(path); err == nil && bytes.Equal(got, report) {
+				break
+			}
+			if time.Now().After(deadline) {
+				ents, _ := os.ReadDir(downloads)
+				t.Fatalf("downloaded %q (folder: %v), want the report in %s", got, ents, path)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if eval[bool](t, p, `window.pwned !== undefined`) {
+			t.Error("the report's content ran as markup")
+		}
+		want := "GET /v1/jobs/" + ids["with-report.apk"] + "/report?engine=apk%20tool auth"
+		if reqs := s.requests(); !slices.Contains(reqs, want) {
+			t.Errorf("requests %q, want %q", reqs, want)
+		}
+	})
+
+	t.Run("without a report", func(t *testing.T) {
+		open(t, "no-report.txt")
+		p.mustContain(t, "#job-engines", "builtin")
+		if n := eval[int](t, p, `document.querySelectorAll('#job-detail a.report-link').length`); n != 0 {
+			t.Errorf("%d report links, want none", n)
+		}
+		if eval[bool](t, p, `document.querySelector('#job-engines thead').textContent.includes('Report')`) {
+			t.Error("a Report column shows for a job without reports")
+		}
+	})
+
+	t.Run("a report no longer kept", func(t *testing.T) {
+		open(t, "gone.apk")
+		p.mustContain(t, "#job-engines", "Download report", "3 B", "text/plain")
+		p.do(t, "download the report", chromedp.Click(chromedp.CSS("#job-engines a.report-link")))
+		p.waitFor(t, `document.querySelector('#status .alert')`)
+		p.mustContain(t, "#status", "Could not download the report", "no longer kept")
+		if eval[bool](t, p, `!document.querySelector('#auth').hidden`) {
+			t.Error("the token form shows, want the job still")
+		}
+	})
+
+	for _, r := range s.requests() {
+		if strings.Contains(r, token) {
+			t.Errorf("the token is in a URL: %s", r)
+		}
 	}
 }

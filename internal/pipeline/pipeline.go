@@ -19,6 +19,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/lazaret/lazaret/internal/blob"
 	"github.com/lazaret/lazaret/internal/scan"
 	"github.com/lazaret/lazaret/internal/spool"
 	"github.com/lazaret/lazaret/internal/store"
@@ -29,6 +30,15 @@ type Store interface {
 	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
 	SaveJob(ctx context.Context, job *scan.Job, from scan.Status, v *scan.CachedVerdict) error
 	LookupVerdict(ctx context.Context, sha256, enginesKey string) (*scan.CachedVerdict, error)
+}
+
+// Reports keeps the engines' report files (sandbox analyzers'), by the
+// SHA-256 a job's engine run names them with.
+type Reports interface {
+	// Touch marks a report as used now, so that pruning keeps it; one
+	// that is not kept any more is an error wrapping store.ErrNotFound
+	// or blob.ErrNotFound.
+	Touch(ctx context.Context, key string) error
 }
 
 // Observer is told about every finished job, for metrics. It must not
@@ -58,6 +68,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, if set, is told about every finished job.
 	Observer Observer
+	// Reports, if set, keeps the reports that cached verdicts name: a
+	// cache hit refreshes them, and one whose report is gone is a miss,
+	// so that the analyzer runs again rather than the job naming a report
+	// no longer kept.
+	Reports Reports
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -330,7 +345,7 @@ func (p *Pipeline) run(ctx context.Context, req Request, job *scan.Job) *scan.Ca
 	if key != "" && p.cfg.Store != nil && !req.NoCache {
 		cv, err := p.cfg.Store.LookupVerdict(ctx, job.SHA256, key)
 		switch {
-		case err == nil && (cv.Verdict == scan.Clean || cv.Verdict == scan.Infected):
+		case err == nil && (cv.Verdict == scan.Clean || cv.Verdict == scan.Infected) && p.reportsKept(ctx, cv):
 			fillFromCache(job, cv)
 			// Saved with the job, so that the store knows the job holds
 			// this verdict (SQLite's cache is the newest such job).
@@ -411,6 +426,11 @@ func (p *Pipeline) Lookup(ctx context.Context, sha256 string) (*scan.Job, error)
 	if err != nil {
 		return nil, err
 	}
+	if !p.reportsKept(ctx, cv) {
+		// The client is to upload the sample, for the analyzer to write
+		// its report again.
+		return nil, fmt.Errorf("pipeline: a report of the cached verdict is gone: %w", store.ErrNotFound)
+	}
 	job := &scan.Job{ID: cv.JobID, Status: scan.Done, SHA256: cv.SHA256, Source: scan.Source{Kind: "cache"},
 		CreatedAt: cv.CreatedAt, FinishedAt: &cv.CreatedAt}
 	fillFromCache(job, cv)
@@ -426,6 +446,30 @@ func (p *Pipeline) EnginesKey(ctx context.Context) (string, error) {
 		return "", errors.New("pipeline: an engine cannot tell its version")
 	}
 	return key, nil
+}
+
+// reportsKept refreshes the reports a cached verdict names and reports
+// whether all of them are still kept. A report it cannot check (an
+// error other than not found) counts as kept: the job then names it, and
+// GET /v1/jobs/{id}/report tells what became of it.
+func (p *Pipeline) reportsKept(ctx context.Context, cv *scan.CachedVerdict) bool {
+	if p.cfg.Reports == nil {
+		return true
+	}
+	for _, e := range cv.Engines {
+		if e.Report == nil {
+			continue
+		}
+		err := p.cfg.Reports.Touch(ctx, e.Report.SHA256)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, blob.ErrNotFound) {
+			return false
+		}
+		if err != nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "report of a cached verdict not refreshed",
+				slog.String("engine", e.Name), slog.String("report", e.Report.SHA256), slog.String("error", err.Error()))
+		}
+	}
+	return true
 }
 
 func fillFromCache(job *scan.Job, cv *scan.CachedVerdict) {

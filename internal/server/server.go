@@ -162,11 +162,20 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 			build.PruneUploads(pctx, uploads, cfg, log.With("part", "uploads"))
 		}()
 	}
+	if reports != nil {
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopIntakes = append(a.stopIntakes, cancel)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			build.PruneReports(pctx, reports, cfg, log.With("part", "reports"))
+		}()
+	}
 	m := metrics.New(a.queue, a.engines)
 	if notifier != nil {
 		m.WatchDeliveries(a.store)
 	}
-	p, err := pipeline.New(pipeline.Config{
+	pc := pipeline.Config{
 		Engines:       a.engines.List(),
 		Store:         a.store,
 		MaxSize:       int64(cfg.Limits.MaxSize),
@@ -175,7 +184,11 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		EngineTimeout: cfg.Limits.EngineTimeout,
 		Logger:        log,
 		Observer:      m,
-	})
+	}
+	if reports != nil {
+		pc.Reports = reports
+	}
+	p, err := pipeline.New(pc)
 	if err != nil {
 		return nil, err
 	}

@@ -574,3 +574,97 @@ func TestServePrunesKeptUploads(t *testing.T) {
 	}
 	t.Fatal("the old kept upload was not pruned")
 }
+
+// TestServePrunesReports: a server prunes the sandbox engines' reports not
+// written for keep_reports_for when it starts, and a job whose report is
+// gone then answers 410 report_gone for it. A report that an analyzer
+// writes again (the same bytes, for another sample) counts as new and
+// stays, for the older job that named it too.
+func TestServePrunesReports(t *testing.T) {
+	dataDir := t.TempDir()
+	cfgWith := func(keepFor time.Duration) config.Config {
+		cfg := config.Default()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.DataDir = dataDir
+		cfg.Queue.AckWait = 2 * time.Second
+		cfg.KeepReportsFor = keepFor
+		// The report is the sample's first line, so that two samples
+		// can make one report.
+		cfg.Engines = []config.Engine{{Name: "analyzer", Type: config.TypeSandbox, Isolation: config.IsolationNone,
+			Version: "1", Timeout: 10 * time.Second, Report: &config.SandboxReport{ContentType: "text/plain"},
+			Command: []string{"/bin/sh", "-c", `head -n 1 "$1" > "$2"`, "sh", "{path}", "{report}"}}}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	run := func(cfg config.Config) (*App, *client) {
+		t.Helper()
+		a, err := Start(context.Background(), cfg, Options{HTTP: true, Workers: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, &client{t: t, base: "http://" + a.Addr()}
+	}
+	stop := func(a *App) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}
+	scanned := func(c *client, data string) (scan.Job, string) {
+		t.Helper()
+		code, b := c.upload("/v1/scan", "file", map[string][]byte{"sample.txt": []byte(data)})
+		j := decodeJob(t, b)
+		if code != 200 || j.Verdict != scan.Clean || len(j.Engines) != 1 || j.Engines[0].Report == nil {
+			t.Fatalf("scan: got %d %s, want a clean job with a report", code, b)
+		}
+		return j, filepath.Join(dataDir, "reports", j.Engines[0].Report.SHA256)
+	}
+	age := func(path string, d time.Duration) {
+		t.Helper()
+		when := time.Now().Add(-d)
+		if err := os.Chtimes(path, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// First, keeping reports forever: nothing is pruned while the
+	// reports are made and aged.
+	a, c := run(cfgWith(0))
+	oldJob, oldReport := scanned(c, "old\n")
+	reusedJob, reusedReport := scanned(c, "reused\n1\n")
+	age(oldReport, 91*24*time.Hour)
+	age(reusedReport, 91*24*time.Hour)
+	start := time.Now()
+	if again, p := scanned(c, "reused\n2\n"); again.Cached || p != reusedReport {
+		t.Fatalf("got cached %t, report %s; want the analyzer run again, writing report %s", again.Cached, p, reusedReport)
+	}
+	if fi, err := os.Stat(reusedReport); err != nil || fi.ModTime().Before(start.Add(-time.Second)) {
+		t.Fatalf("the report written again: %v, %v; want it kept, its modification time refreshed", fi, err)
+	}
+	stop(a)
+
+	// Then with the default 90 days.
+	a, c = run(cfgWith(config.Default().KeepReportsFor))
+	defer stop(a)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(oldReport); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old report was not pruned")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, b := c.do("GET", "/v1/jobs/"+oldJob.ID+"/report", "", nil)
+	if code != http.StatusGone || !strings.Contains(string(b), `"code":"report_gone"`) {
+		t.Errorf("the pruned report: got %d %s, want 410 report_gone", code, b)
+	}
+	if code, b := c.do("GET", "/v1/jobs/"+reusedJob.ID+"/report", "", nil); code != 200 || string(b) != "reused\n" {
+		t.Errorf("the report written again: got %d %q, want 200 and the report", code, b)
+	}
+}

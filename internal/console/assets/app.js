@@ -136,10 +136,11 @@
 
   // api calls the API. A 401 shows the token form and throws. With
   // opts.acceptJob, an error status whose body is a job (a 503 for an
-  // engine that could not answer) still returns the job.
+  // engine that could not answer) still returns the job. With opts.raw,
+  // a successful answer is returned as the Response, its body unread.
   async function api(path, opts) {
     opts = opts || {};
-    const headers = { Accept: 'application/json' };
+    const headers = { Accept: opts.raw ? '*/*' : 'application/json' };
     const token = getToken();
     if (token) headers.Authorization = 'Bearer ' + token;
     let res;
@@ -155,6 +156,7 @@
     } catch (e) {
       throw new APIError(0, 'network', 'The server did not answer (' + e.message + ').');
     }
+    if (opts.raw && res.ok) return res;
     let body = null;
     if ((res.headers.get('Content-Type') || '').startsWith('application/json')) {
       try {
@@ -532,6 +534,8 @@
     );
 
     const engines = Array.isArray(job.engines) ? job.engines : [];
+    // The Report column shows only when an engine (an analyzer) wrote one.
+    const reports = engines.some(hasReport);
     frag.append(
       el(
         'section',
@@ -541,7 +545,7 @@
           ? el('p', { class: 'muted', id: 'job-engines' }, 'No engine ran.')
           : table(
             'job-engines',
-            ['Name', 'Version', 'Verdict', 'Reason', 'Detail', 'Duration'],
+            ['Name', 'Version', 'Verdict', 'Reason', 'Detail', 'Duration'].concat(reports ? ['Report'] : []),
             engines.map((e) => [
               e.name,
               el('span', { class: 'mono' }, e.version || ''),
@@ -549,7 +553,7 @@
               e.reason || '',
               e.detail || '',
               typeof e.duration_ms === 'number' ? e.duration_ms + ' ms' : '',
-            ]),
+            ].concat(reports ? [hasReport(e) ? reportLink(job.id, e) : ''] : [])),
             [5],
           ),
       ),
@@ -564,6 +568,64 @@
       ),
     );
     return frag;
+  }
+
+  // ---- reports ----------------------------------------------------------
+
+  function hasReport(e) {
+    return Boolean(e && e.report && typeof e.report === 'object' && typeof e.name === 'string');
+  }
+
+  function reportHref(jobID, engine) {
+    return '/v1/jobs/' + encodeURIComponent(jobID) + '/report?engine=' + encodeURIComponent(engine);
+  }
+
+  // reportLink links an engine run's report, with its size and type.
+  // The link is a real one (it can be copied, and works as it is on a
+  // server without tokens), but a click downloads the report through the
+  // API with the token, which never goes into a URL.
+  function reportLink(jobID, e) {
+    const r = e.report;
+    const about = [typeof r.size === 'number' ? formatSize(r.size) : '', typeof r.content_type === 'string' ? r.content_type : '']
+      .filter(Boolean)
+      .join(', ');
+    return [
+      el('a', { class: 'report-link', href: reportHref(jobID, e.name), download: true, 'data-engine': e.name, onclick: onReportClick }, 'Download report'),
+      about ? el('span', { class: 'muted report-about' }, ' (' + about + ')') : null,
+    ];
+  }
+
+  // reportFilename is the name the server gave the report
+  // (Content-Disposition), in characters every file system takes.
+  function reportFilename(res) {
+    const m = /filename="?([^";]+)"?/i.exec(res.headers.get('Content-Disposition') || '');
+    const name = m ? m[1].replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '') : '';
+    return name || 'report';
+  }
+
+  async function onReportClick(ev) {
+    ev.preventDefault();
+    const a = ev.currentTarget;
+    if (a.getAttribute('aria-busy') === 'true') return;
+    a.setAttribute('aria-busy', 'true');
+    say('');
+    try {
+      const res = await api(a.getAttribute('href'), { raw: true });
+      // An analyzer's report about untrusted content: typed as bytes,
+      // so that even a browser that ignored download would not render
+      // it (a blob: URL has the console's origin).
+      const data = await res.blob();
+      const url = URL.createObjectURL(data.slice(0, data.size, 'application/octet-stream'));
+      const save = el('a', { href: url, download: reportFilename(res), hidden: true });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60 * 1000);
+    } catch (e) {
+      if (e.status !== 401) say('Could not download the report: ' + e.message, 'error');
+    } finally {
+      a.removeAttribute('aria-busy');
+    }
   }
 
   // table builds a table; cells are nodes or strings. numeric lists the
