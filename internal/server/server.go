@@ -128,13 +128,7 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 	a.notifier = notifier
 	if opts.Workers {
 		if d := notifier.UseOutbox(a.store); d != nil {
-			octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-			a.stopIntakes = append(a.stopIntakes, cancel)
-			a.wg.Add(1)
-			go func() {
-				defer a.wg.Done()
-				d.Run(octx)
-			}()
+			a.goUntilStopped(ctx, "outbox", func(ctx context.Context) error { d.Run(ctx); return nil })
 		}
 	}
 	var intake *bucket.Intake
@@ -154,22 +148,16 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		return nil, err
 	}
 	if uploads != nil {
-		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		a.stopIntakes = append(a.stopIntakes, cancel)
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			build.PruneUploads(pctx, uploads, cfg, log.With("part", "uploads"))
-		}()
+		a.goUntilStopped(ctx, "uploads", func(ctx context.Context) error {
+			build.PruneUploads(ctx, uploads, cfg, log.With("part", "uploads"))
+			return nil
+		})
 	}
 	if reports != nil {
-		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		a.stopIntakes = append(a.stopIntakes, cancel)
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			build.PruneReports(pctx, reports, cfg, log.With("part", "reports"))
-		}()
+		a.goUntilStopped(ctx, "reports", func(ctx context.Context) error {
+			build.PruneReports(ctx, reports, cfg, log.With("part", "reports"))
+			return nil
+		})
 	}
 	m := metrics.New(a.queue, a.engines)
 	if notifier != nil {
@@ -236,33 +224,19 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 	}
 	if intake != nil && cfg.Events.AMQP != nil {
 		ec := cfg.Events.AMQP
-		ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		a.stopIntakes = append(a.stopIntakes, cancel)
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			err := amqpin.Run(ectx, amqpin.Config{URL: ec.URL.Reveal(), Queue: ec.Queue, Exchange: ec.Exchange,
+		a.goUntilStopped(ctx, "amqp events", func(ctx context.Context) error {
+			return amqpin.Run(ctx, amqpin.Config{URL: ec.URL.Reveal(), Queue: ec.Queue, Exchange: ec.Exchange,
 				RoutingKey: ec.RoutingKey, Prefetch: ec.Prefetch, Concurrency: concurrency}, events, log.With("part", "events"))
-			if err != nil {
-				a.errc <- fmt.Errorf("amqp events: %w", err)
-			}
-		}()
+		})
 	} else if cfg.Events.AMQP != nil {
 		return nil, errors.New("events.amqp: bucket scanning needs s3.endpoint")
 	}
 	if intake != nil && cfg.Events.NATS != nil {
 		ec := cfg.Events.NATS
-		ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		a.stopIntakes = append(a.stopIntakes, cancel)
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			err := natsin.Run(ectx, natsin.Config{URL: ec.URL.Reveal(), Stream: ec.Stream, Subject: ec.Subject,
+		a.goUntilStopped(ctx, "nats events", func(ctx context.Context) error {
+			return natsin.Run(ctx, natsin.Config{URL: ec.URL.Reveal(), Stream: ec.Stream, Subject: ec.Subject,
 				AckWait: ec.AckWait, Concurrency: concurrency}, events, log.With("part", "events"))
-			if err != nil {
-				a.errc <- fmt.Errorf("nats events: %w", err)
-			}
-		}()
+		})
 	} else if cfg.Events.NATS != nil {
 		return nil, errors.New("events.nats: bucket scanning needs s3.endpoint")
 	}
@@ -283,13 +257,10 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		if uploads != nil {
 			rc.Uploads = uploads
 		}
-		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		a.stopIntakes = append(a.stopIntakes, cancel)
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			runScheduled(rctx, sched, rc, log.With("part", "rescan"))
-		}()
+		a.goUntilStopped(ctx, "rescan", func(ctx context.Context) error {
+			runScheduled(ctx, sched, rc, log.With("part", "rescan"))
+			return nil
+		})
 	}
 
 	if opts.HTTP {
@@ -373,6 +344,22 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *App, err er
 		}
 	}
 	return a, nil
+}
+
+// goUntilStopped runs fn in a goroutine of its own, with a context that
+// ends when the App stops its intakes (Shutdown), not with Start's ctx,
+// which only bounds starting. An error fn returns ends the App (Err),
+// prefixed with what.
+func (a *App) goUntilStopped(ctx context.Context, what string, fn func(context.Context) error) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopIntakes = append(a.stopIntakes, cancel)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := fn(rctx); err != nil {
+			a.errc <- fmt.Errorf("%s: %w", what, err)
+		}
+	}()
 }
 
 // serveDebug serves Go's profiles on a loopback address (config checks
