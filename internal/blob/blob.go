@@ -48,9 +48,9 @@ var validKey = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 // Dir stores blobs as 0600 files in a folder.
 type Dir struct {
 	root string
-	// mu orders Put's rename against Prune's removal, so that a blob
-	// kept again while a prune runs in this process is not removed
-	// just after it was refreshed.
+	// mu orders Put's rename and the touches of Put and Touch against
+	// Prune's removal, so that a blob kept again while a prune runs in
+	// this process is not removed just after it was refreshed.
 	mu sync.Mutex
 }
 
@@ -241,7 +241,12 @@ func (d *Dir) Touch(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Chtimes(p, time.Time{}, time.Now()); errors.Is(err, os.ErrNotExist) {
+	// Under mu, as Put's touch: a prune that listed the blob before
+	// then leaves it (removeUnchanged sees the new time).
+	d.mu.Lock()
+	err = os.Chtimes(p, time.Time{}, time.Now())
+	d.mu.Unlock()
+	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("blob: touch %s: %w", key, ErrNotFound)
 	} else if err != nil {
 		return fmt.Errorf("blob: touch %s: %w", key, err)

@@ -83,7 +83,11 @@ func (e *Engine) bwrapArgs(sample, report string, env []string) []string {
 		k, v, _ := strings.Cut(kv, "=")
 		args = append(args, "--setenv", k, v)
 	}
-	args = append(args, "--proc", "/proc", "--dev", "/dev")
+	// bwrap's /dev is a tmpfs the sandbox's user owns, of no bounded
+	// size (half the host's memory): read-only, so that the analyzer
+	// writes to /tmp and its report only. The device nodes in it are
+	// mounts of their own and stay usable.
+	args = append(args, "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev")
 	args = append(args, e.system...)
 	args = append(args, "--size", strconv.FormatInt(e.cfg.Limits.TmpSize, 10), "--tmpfs", "/tmp")
 	// After the tmpfs, so that a path under /tmp (an analyzer kept

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/lazaret/lazaret/internal/scan"
@@ -43,6 +44,12 @@ func (e *Engine) keepReport(ctx context.Context, p string) (*scan.Report, map[st
 	case fi.Size() > rc.MaxSize:
 		return nil, nil, scan.Errorf(scan.ReasonEngineError,
 			"sandbox: the report is %d bytes, over report.max_size (%d)", fi.Size(), rc.MaxSize)
+	case fi.Size() >= e.cfg.Limits.FileSize:
+		// The analyzer, or a program it ran, may have been stopped at
+		// the limit and gone on regardless: a report cut short is no
+		// report.
+		return nil, nil, scan.Errorf(scan.ReasonEngineError,
+			"sandbox: the report is %d bytes, as large as limits.file_size allows: it may have been cut short", fi.Size())
 	case fi.Size() == 0 && rc.Optional:
 		return nil, nil, nil
 	case fi.Size() == 0:
@@ -52,19 +59,41 @@ func (e *Engine) keepReport(ctx context.Context, p string) (*scan.Report, map[st
 
 	// One pass hashes (and keeps the start for sniffing, or the whole
 	// report when its JSON is needed), a second stores: the key of a
-	// content-addressed store must be known before the bytes go in.
+	// content-addressed store must be known before the bytes go in. The
+	// first pass copies the report to a file of lazaret's own, which the
+	// second reads: the report file itself is writable by the analyzer's
+	// user, and bytes changed between the passes would be kept under the
+	// key of others (replacing another report that has that key).
 	h := sha256.New()
 	var keep bytes.Buffer
 	limit := int64(sniffSize)
 	if rc.SignatureField != "" {
 		limit = rc.MaxSize
 	}
-	n, err := io.Copy(io.MultiWriter(h, &headWriter{buf: &keep, max: limit}), io.LimitReader(f, rc.MaxSize+1))
+	dst := io.MultiWriter(h, &headWriter{buf: &keep, max: limit})
+	var kept *os.File
+	if e.cfg.Reports != nil {
+		// Beside the report, in the run's folder, which only lazaret
+		// may add to; removed with it, and here.
+		if kept, err = os.CreateTemp(filepath.Dir(p), "kept-*"); err != nil {
+			return nil, nil, scan.Errorf(scan.ReasonEngineError, "sandbox: keep report: %w", err)
+		}
+		defer func() {
+			kept.Close()
+			os.Remove(kept.Name())
+		}()
+		dst = io.MultiWriter(dst, kept)
+	}
+	n, err := io.Copy(dst, io.LimitReader(f, rc.MaxSize+1))
 	if err != nil {
 		return nil, nil, scan.Errorf(scan.ReasonEngineError, "sandbox: read report: %w", err)
 	}
 	if n > rc.MaxSize {
 		return nil, nil, scan.Errorf(scan.ReasonEngineError, "sandbox: the report grew over report.max_size (%d)", rc.MaxSize)
+	}
+	if n >= e.cfg.Limits.FileSize {
+		return nil, nil, scan.Errorf(scan.ReasonEngineError,
+			"sandbox: the report grew as large as limits.file_size allows: it may have been cut short")
 	}
 	var doc map[string]any
 	if rc.SignatureField != "" {
@@ -78,10 +107,10 @@ func (e *Engine) keepReport(ctx context.Context, p string) (*scan.Report, map[st
 	if e.cfg.Reports == nil {
 		return nil, doc, nil
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	if _, err := kept.Seek(0, io.SeekStart); err != nil {
 		return nil, doc, scan.Errorf(scan.ReasonEngineError, "sandbox: read report: %w", err)
 	}
-	put, err := e.cfg.Reports.Put(ctx, ref.SHA256, io.LimitReader(f, n))
+	put, err := e.cfg.Reports.Put(ctx, ref.SHA256, io.LimitReader(kept, n))
 	if err == nil && put != n {
 		err = fmt.Errorf("stored %d of %d bytes", put, n)
 	}

@@ -40,9 +40,10 @@
 //     be set up, is an error (engine_error);
 //   - exit code 0 is clean, 1 infected; any other exit code, death by a
 //     signal (a limit: SIGXCPU, SIGXFSZ, or SIGKILL) is an error;
-//   - a report larger than Report.MaxSize, a missing report when one is
-//     required, or one that cannot be kept, is an error (an infected
-//     verdict stands, with the error noted).
+//   - a report larger than Report.MaxSize, one as large as
+//     Limits.FileSize allows (it may have been cut there), a missing
+//     report when one is required, or one that cannot be kept, is an
+//     error (an infected verdict stands, with the error noted).
 //
 // An infected sample's findings are named by Report.SignatureField of a
 // JSON report, else by the first line the analyzer printed on standard

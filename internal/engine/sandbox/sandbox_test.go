@@ -3,6 +3,8 @@ package sandbox_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -314,6 +316,83 @@ func TestRunnerFailures(t *testing.T) {
 	})
 }
 
+// TestReportCutAtFileSize: a report as large as limits.file_size allows
+// may have been cut there by a program that the limit stopped while the
+// analyzer went on (here a pipe's tr, killed by SIGXFSZ, in a script that
+// then exits 0): an error, even when report.max_size would take it.
+func TestReportCutAtFileSize(t *testing.T) {
+	requireBwrap(t)
+	for _, iso := range isolations {
+		t.Run(iso, func(t *testing.T) {
+			cfg := testConfig(t, &memReports{})
+			cfg.Isolation = iso
+			cfg.Limits.FileSize = 1 << 20
+			cfg.Report.MaxSize = 2 << 20
+			e := newEngine(t, cfg)
+			got := scanNorm(t.Context(), e, sample(t, "BIGREPORT 3000000\n"))
+			if got.Verdict != scan.Error || got.Reason != scan.ReasonEngineError || !strings.Contains(got.Detail, "limits.file_size") {
+				t.Errorf("report cut at the file size limit: got %s/%s (%s), want an engine error naming limits.file_size", got.Verdict, got.Reason, got.Detail)
+			}
+			got = scanNorm(t.Context(), e, sample(t, fmt.Sprintf("BIGREPORT %d\n", 1<<20-1)))
+			if got.Verdict != scan.Clean || got.Report == nil || got.Report.Size != 1<<20-1 {
+				t.Errorf("report just under the file size limit: got %s (%s), report %+v; want clean, kept", got.Verdict, got.Detail, got.Report)
+			}
+		})
+	}
+}
+
+// tamperingReports is a ReportStore that, before it reads the report it
+// is given, overwrites the run's report file, as another process of the
+// analyzer's user could, and then checks that the bytes it is given are
+// those of the key.
+type tamperingReports struct {
+	memReports
+	glob string // finds the run's report file
+}
+
+func (r *tamperingReports) Put(ctx context.Context, key string, rd io.Reader) (int64, error) {
+	files, _ := filepath.Glob(r.glob)
+	if len(files) != 1 {
+		return 0, fmt.Errorf("found report files %q, want one", files)
+	}
+	if err := os.WriteFile(files[0], []byte(`{"verdict": "tampered"}`), 0o600); err != nil {
+		return 0, err
+	}
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		return 0, err
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != key {
+		return 0, fmt.Errorf("got %q under key %s, whose bytes they are not", b, key)
+	}
+	return r.memReports.Put(ctx, key, bytes.NewReader(b))
+}
+
+// TestReportKeptAsHashed: the bytes kept are those hashed for the key,
+// even when the report file changes in between.
+func TestReportKeptAsHashed(t *testing.T) {
+	requireBwrap(t)
+	tmp, err := os.MkdirTemp("", "lazaret-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	// The analyzer's user must reach its files through the folder.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	reports := &tamperingReports{glob: filepath.Join(tmp, "lazaret-sandbox-*", "report")}
+	e := newEngine(t, testConfig(t, reports))
+	got := scanNorm(t.Context(), e, sample(t, "hello\n"))
+	if got.Verdict != scan.Clean {
+		t.Fatalf("got %s/%s (%s), want clean", got.Verdict, got.Reason, got.Detail)
+	}
+	if m := reportJSON(t, &reports.memReports, got); m["verdict"] != "clean" {
+		t.Errorf("got report %v, want the analyzer's", m)
+	}
+}
+
 func TestReportStoreFailure(t *testing.T) {
 	requireBwrap(t)
 	e := newEngine(t, testConfig(t, &memReports{fail: fmt.Errorf("disk full")}))
@@ -402,6 +481,25 @@ func TestSampleReadOnly(t *testing.T) {
 				t.Errorf("sample changed to %q", b)
 			}
 		})
+	}
+}
+
+// TestOnlyTmpWritable: inside a bwrap sandbox the analyzer can create
+// files in /tmp (bounded by limits.tmp_size) and nowhere else; its report
+// is the one other thing it writes. bwrap's /dev, a tmpfs the sandbox's
+// user owns with no size of its own, was writable.
+func TestOnlyTmpWritable(t *testing.T) {
+	requireBwrap(t)
+	reports := &memReports{}
+	e := newEngine(t, testConfig(t, reports))
+	got := scanNorm(t.Context(), e, sample(t, "WRITABLE\n"))
+	m := reportJSON(t, reports, got)
+	var writable []string
+	for _, d := range m["writable"].([]any) {
+		writable = append(writable, d.(string))
+	}
+	if !slices.Equal(writable, []string{"/tmp"}) {
+		t.Errorf("got writable folders %q, want only /tmp", writable)
 	}
 }
 

@@ -16,6 +16,7 @@
 #   CPU                  spins until a limit stops it
 #   FILESIZE n           writes an n-byte scratch file; the report says whether it could
 #   ENV                  puts its environment in the report
+#   WRITABLE             tries to create a file in each usual folder; the report lists where it could
 set -u
 sample="$1"
 read -r cmd arg < "$sample" || true
@@ -69,6 +70,13 @@ FILESIZE)
   exit 0 ;;
 ENV)
   env | sort > "$LAZARET_REPORT"
+  exit 0 ;;
+WRITABLE)
+  w=""
+  for d in / /dev /dev/shm /etc /input /output /proc /tmp /usr /var; do
+    if (: > "$d/.lazaret-writable") 2>/dev/null; then w="$w${w:+, }\"$d\""; fi
+  done
+  report clean ", \"writable\": [$w]"
   exit 0 ;;
 *)
   report clean
