@@ -38,6 +38,11 @@ type AgentOptions struct {
 	// Job is the name of the Job the agent runs in, recorded in the
 	// report.
 	Job string
+	// Generation is the VirusScan's metadata.generation the Job was made
+	// from (its volumes are that spec's); the agent refuses to scan
+	// another. 0 skips the check. The report records the generation
+	// scanned either way.
+	Generation int64
 	// Scan runs `lazaret scan`.
 	Scan ScanFunc
 	// MaxListed bounds scanResults and scanErrors each (default 1000),
@@ -49,6 +54,10 @@ type AgentOptions struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
+
+// ErrSpecChanged is the agent's error when the VirusScan's spec is not the
+// one its Job was made from.
+var ErrSpecChanged = errors.New("spec changed since the scan job was made")
 
 // maxListedBytes bounds the bytes of paths and messages listed in a
 // report (etcd keeps objects under 1.5 MiB).
@@ -72,6 +81,9 @@ func RunAgent(ctx context.Context, c client.Client, opts AgentOptions) error {
 	if err := c.Get(ctx, opts.VirusScan, &vs); err != nil {
 		return fmt.Errorf("agent: virusscan %s: %w", opts.VirusScan, err)
 	}
+	if opts.Generation != 0 && vs.Generation != opts.Generation {
+		return fmt.Errorf("agent: virusscan %s: %w: generation %d, the job's %d", opts.VirusScan, ErrSpecChanged, vs.Generation, opts.Generation)
+	}
 	targets, err := agentTargets(&vs.Spec)
 	if err != nil {
 		return fmt.Errorf("agent: virusscan %s: %w", opts.VirusScan, err)
@@ -87,6 +99,7 @@ func RunAgent(ctx context.Context, c client.Client, opts AgentOptions) error {
 		"scanErrors":  nonNil(rep.errors),
 		"report": v1beta1.VirusScanReport{
 			Job:           opts.Job,
+			Generation:    vs.Generation,
 			ReportedAt:    metav1.NewTime(opts.Now()),
 			ScannedFiles:  rep.scanned,
 			InfectedFiles: rep.infected,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -85,7 +86,7 @@ func buildJob(vs *v1beta1.VirusScan, opts *Options) *batchv1.Job {
 	name := JobName(vs)
 	lbl := map[string]string{
 		LabelManagedBy:                ManagedBy,
-		LabelVirusScan:                vs.Name,
+		LabelVirusScan:                NameLabel(vs.Name),
 		"app.kubernetes.io/name":      "lazaret",
 		"app.kubernetes.io/component": "scan",
 	}
@@ -122,12 +123,10 @@ func buildJob(vs *v1beta1.VirusScan, opts *Options) *batchv1.Job {
 	if len(res.Requests) == 0 && len(res.Limits) == 0 && len(res.Claims) == 0 {
 		res = defaultResources()
 	}
-	sa := vs.Spec.ServiceAccountName
-	if sa == "" {
-		sa = opts.ServiceAccount
-	}
+	sa := agentAccount(vs, opts)
 	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: vs.Namespace, Labels: lbl},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: vs.Namespace, Labels: lbl,
+			Annotations: map[string]string{AnnotationGeneration: strconv.FormatInt(vs.Generation, 10)}},
 		Spec: batchv1.JobSpec{
 			BackoffLimit: ptr.To[int32](jobBackoffLimit),
 			Template: corev1.PodTemplateSpec{
@@ -145,7 +144,10 @@ func buildJob(vs *v1beta1.VirusScan, opts *Options) *batchv1.Job {
 						// whose `lazaret operator` execs the
 						// lazaret-operator beside it: the Job names no
 						// path inside the image.
-						Args:         []string{"operator", "agent", "--virusscan", vs.Namespace + "/" + vs.Name, "--job", name},
+						// --generation: the agent scans only the spec
+						// whose volumes the Job mounts.
+						Args: []string{"operator", "agent", "--virusscan", vs.Namespace + "/" + vs.Name, "--job", name,
+							"--generation", strconv.FormatInt(vs.Generation, 10)},
 						Env:          env,
 						VolumeMounts: mounts,
 						Resources:    res,
@@ -174,6 +176,19 @@ func buildJob(vs *v1beta1.VirusScan, opts *Options) *batchv1.Job {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(opts.ActiveDeadline.Seconds()))
 	}
 	return job
+}
+
+// agentAccount is the service account a VirusScan's Job runs as: the one
+// the VirusScan names, else the operator's shared one when configured,
+// else the scan's own (named as its Job).
+func agentAccount(vs *v1beta1.VirusScan, opts *Options) string {
+	switch {
+	case vs.Spec.ServiceAccountName != "":
+		return vs.Spec.ServiceAccountName
+	case opts.ServiceAccount != "":
+		return opts.ServiceAccount
+	}
+	return JobName(vs)
 }
 
 // jobCondition returns the Job's condition of type t, or nil.

@@ -16,10 +16,13 @@ package operator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -48,22 +51,38 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedBy is LabelManagedBy's value.
 	ManagedBy = "lazaret-operator"
-	// LabelVirusScan names the VirusScan a Job scans for.
+	// LabelVirusScan names the VirusScan a Job scans for (NameLabel of
+	// its name).
 	LabelVirusScan = "av.mittwald.systems/virusscan"
 	// LabelScheduledBy names the ScheduledVirusScan that created a
-	// VirusScan (KubeAV's label, so its history pruning finds ours).
+	// VirusScan (KubeAV's label, so its history pruning finds ours;
+	// NameLabel of its name).
 	LabelScheduledBy = "av.mittwald.systems/scheduled-by"
 	// AnnotationScheduledAt is the schedule time a ScheduledVirusScan
 	// created a VirusScan for, RFC 3339.
 	AnnotationScheduledAt = "av.mittwald.systems/scheduled-at"
+	// AnnotationGeneration is the VirusScan's metadata.generation a Job
+	// was made from: its volumes are that spec's.
+	AnnotationGeneration = "av.mittwald.systems/generation"
 )
+
+// NameLabel is an object's name as a label value: the name itself when it
+// fits a label value's 63 characters, else its first 54 characters and 8
+// hex digits of its SHA-256. Object names may have up to 253 characters;
+// a longer label value would make the API server refuse what carries it.
+func NameLabel(name string) string {
+	if len(name) <= 63 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return strings.TrimRight(name[:54], "-.") + "-" + hex.EncodeToString(sum[:4])
+}
 
 // Defaults for Options.
 const (
-	DefaultImage          = "ghcr.io/lazaret/lazaret:latest"
-	DefaultServiceAccount = "lazaret-agent"
-	DefaultAgentRole      = "lazaret-agent"
-	DefaultHistorySize    = 5
+	DefaultImage       = "ghcr.io/lazaret/lazaret:latest"
+	DefaultAgentRole   = "lazaret-agent"
+	DefaultHistorySize = 5
 )
 
 // Options configure the operator.
@@ -81,12 +100,18 @@ type Options struct {
 	// ServerTokenSecret names a Secret, in each VirusScan's namespace,
 	// whose "token" key the Jobs use as LAZARET_TOKEN.
 	ServerTokenSecret string
-	// ServiceAccount is the account the Jobs run as when a VirusScan
-	// names none; the operator creates it, bound to AgentRole, in the
-	// VirusScan's namespace.
+	// ServiceAccount, when set, is one account that the Jobs of every
+	// VirusScan naming none share; the operator creates it, bound to
+	// AgentRole, in the VirusScan's namespace, and so each scan's agent
+	// may write the status of every VirusScan there. When "" (the
+	// default) each such Job runs as an account of its own (named as the
+	// Job, owned by the VirusScan) whose Role allows reading that one
+	// VirusScan and patching its status, nothing else: a scan pod taken
+	// over by what it scans cannot report for another scan.
 	ServiceAccount string
 	// AgentRole is the ClusterRole that lets the agent read its
-	// VirusScan and write its status (deploy/operator/rbac.yaml).
+	// VirusScan and write its status (deploy/operator/rbac.yaml), bound
+	// to ServiceAccount when that is set.
 	AgentRole string
 	// ActiveDeadline bounds a scan Job's run time; 0 is no bound.
 	ActiveDeadline time.Duration
@@ -112,9 +137,6 @@ type Options struct {
 func (o *Options) setDefaults() {
 	if o.Image == "" {
 		o.Image = DefaultImage
-	}
-	if o.ServiceAccount == "" {
-		o.ServiceAccount = DefaultServiceAccount
 	}
 	if o.AgentRole == "" {
 		o.AgentRole = DefaultAgentRole

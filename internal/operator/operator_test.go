@@ -301,7 +301,7 @@ func hostPathScan(ns, name string, dirs ...string) *v1beta1.VirusScan {
 // jobsOf lists the Jobs made for a VirusScan.
 func (cl *cluster) jobsOf(ctx context.Context, ns, vsName string) ([]batchv1.Job, error) {
 	var jobs batchv1.JobList
-	err := cl.c.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{operator.LabelVirusScan: vsName})
+	err := cl.c.List(ctx, &jobs, client.InNamespace(ns), client.MatchingLabels{operator.LabelVirusScan: operator.NameLabel(vsName)})
 	return jobs.Items, err
 }
 
@@ -332,12 +332,20 @@ func (cl *cluster) runAgent(t *testing.T, ns, vsName, job string) (int, string) 
 }
 
 // runAgentWith is runAgent with a kubeconfig and environment of its own.
+// It runs the arguments of the Job's container, as its pod would.
 func (cl *cluster) runAgentWith(t *testing.T, kubeconfig string, env map[string]string, ns, vsName, job string) (int, string) {
 	t.Helper()
 	var stdout, stderr testenv.Buffer
 	getenv := func(k string) string { return env[k] }
-	code := operatorcli.Run(context.Background(),
-		[]string{"agent", "--kubeconfig", kubeconfig, "--virusscan", ns + "/" + vsName, "--job", job},
+	args := []string{"agent", "--virusscan", ns + "/" + vsName, "--job", job}
+	var j batchv1.Job
+	if err := cl.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: job}, &j); err != nil {
+		t.Fatalf("job %s: %v", job, err)
+	}
+	if a := j.Spec.Template.Spec.Containers[0].Args; len(a) > 1 && a[0] == "operator" {
+		args = slices.Clone(a[1:]) // what `lazaret operator` hands over
+	}
+	code := operatorcli.Run(context.Background(), append(args, "--kubeconfig", kubeconfig),
 		cli.Env{Stdout: &stdout, Stderr: &stderr, Getenv: getenv})
 	return code, stderr.String()
 }
@@ -564,10 +572,10 @@ func TestVirusScanCreatesOneJob(t *testing.T) {
 	}
 	pod := job.Spec.Template.Spec
 	ctr := pod.Containers[0]
-	if want := []string{"operator", "agent", "--virusscan", ns + "/once", "--job", job.Name}; !slices.Equal(ctr.Args, want) {
+	if want := []string{"operator", "agent", "--virusscan", ns + "/once", "--job", job.Name, "--generation", "1"}; !slices.Equal(ctr.Args, want) {
 		t.Errorf("args: got %q, want %q", ctr.Args, want)
 	}
-	if ctr.Image != "lazaret:test" || pod.ServiceAccountName != operator.DefaultServiceAccount || pod.RestartPolicy != corev1.RestartPolicyNever {
+	if ctr.Image != "lazaret:test" || pod.ServiceAccountName != job.Name || pod.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("image %q, service account %q, restart policy %q", ctr.Image, pod.ServiceAccountName, pod.RestartPolicy)
 	}
 	env := map[string]corev1.EnvVar{}
@@ -590,16 +598,29 @@ func TestVirusScanCreatesOneJob(t *testing.T) {
 			t.Errorf("mount %s: got %+v (present %v), want read-only with subPath %q", path, m, ok, sub)
 		}
 	}
-	// The agent's account and its binding, made in the namespace.
+	// The scan's own account, its Role and their binding, owned by the
+	// VirusScan.
 	var sa corev1.ServiceAccount
-	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: operator.DefaultServiceAccount}, &sa); err != nil {
+	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: job.Name}, &sa); err != nil {
 		t.Errorf("agent service account: %v", err)
+	} else if !metav1.IsControlledBy(&sa, vs) {
+		t.Errorf("agent service account owners: got %+v, want the VirusScan", sa.OwnerReferences)
+	}
+	var role rbacv1.Role
+	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: job.Name}, &role); err != nil {
+		t.Errorf("agent role: %v", err)
+	} else {
+		for _, rule := range role.Rules {
+			if !slices.Equal(rule.ResourceNames, []string{vs.Name}) {
+				t.Errorf("agent role rule %+v: want it limited to %s", rule, vs.Name)
+			}
+		}
 	}
 	var rb rbacv1.RoleBinding
-	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: operator.DefaultServiceAccount}, &rb); err != nil {
+	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: job.Name}, &rb); err != nil {
 		t.Errorf("agent role binding: %v", err)
-	} else if rb.RoleRef.Name != operator.DefaultAgentRole {
-		t.Errorf("role binding: got role %s, want %s", rb.RoleRef.Name, operator.DefaultAgentRole)
+	} else if rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != job.Name {
+		t.Errorf("role binding: got role %+v, want Role %s", rb.RoleRef, job.Name)
 	}
 	var got v1beta1.VirusScan
 	eventually(t, 10*time.Second, "status records the job", func() error {
@@ -797,6 +818,75 @@ func TestVirusScanFailsClosed(t *testing.T) {
 	})
 }
 
+// A VirusScan whose spec changed after its Job was made is not answered
+// with the results of the Job's volumes (the old spec's): it fails.
+func TestVirusScanSpecChanged(t *testing.T) {
+	cl := newCluster(t)
+	ctx := context.Background()
+	ns := cl.namespace(t)
+	stop := cl.startOperator(t, ns, nil)
+	infected, clean := scanDir(t, true), scanDir(t, false)
+
+	// retarget points the VirusScan at the clean folder, as if its volume
+	// were changed to another.
+	retarget := func(t *testing.T, vs *v1beta1.VirusScan) {
+		t.Helper()
+		eventually(t, 10*time.Second, "spec updated", func() error {
+			var cur v1beta1.VirusScan
+			if err := cl.c.Get(ctx, client.ObjectKeyFromObject(vs), &cur); err != nil {
+				return err
+			}
+			cur.Spec.Targets = hostPathScan(ns, "", clean).Spec.Targets
+			return cl.c.Update(ctx, &cur)
+		})
+	}
+
+	t.Run("before the agent starts", func(t *testing.T) {
+		vs := hostPathScan(ns, "changed-early", infected)
+		if err := cl.c.Create(ctx, vs); err != nil {
+			t.Fatal(err)
+		}
+		job := cl.waitJob(t, ns, vs.Name)
+		retarget(t, vs)
+		if code, stderr := cl.runAgent(t, ns, vs.Name, job.Name); code == 0 || !strings.Contains(stderr, "spec changed") {
+			t.Errorf("agent for a changed spec: exit %d, stderr %q; want an error naming the change", code, stderr)
+		}
+		got := cl.waitPhase(t, ns, vs.Name, v1beta1.VirusScanPhaseFailed)
+		if c := got.Status.Conditions[v1beta1.VirusScanConditionTypeCompleted]; c.Reason != "SpecChanged" {
+			t.Errorf("Completed: got %+v, want reason SpecChanged", c)
+		}
+	})
+	t.Run("while the agent scans", func(t *testing.T) {
+		vs := hostPathScan(ns, "changed-late", infected)
+		if err := cl.c.Create(ctx, vs); err != nil {
+			t.Fatal(err)
+		}
+		job := cl.waitJob(t, ns, vs.Name)
+		eventually(t, 10*time.Second, "job recorded", func() error {
+			var cur v1beta1.VirusScan
+			if err := cl.c.Get(ctx, client.ObjectKeyFromObject(vs), &cur); err != nil {
+				return err
+			}
+			if cur.Status.Job == nil {
+				return errors.New("no job in status")
+			}
+			return nil
+		})
+		// The operator is away while the agent reports on generation 1
+		// and the spec moves to generation 2.
+		stop()
+		if code, stderr := cl.runAgent(t, ns, vs.Name, job.Name); code != 0 {
+			t.Fatalf("agent: exit %d: %s", code, stderr)
+		}
+		retarget(t, vs)
+		cl.startOperator(t, ns, nil)
+		got := cl.waitPhase(t, ns, vs.Name, v1beta1.VirusScanPhaseFailed)
+		if c := got.Status.Conditions[v1beta1.VirusScanConditionTypeCompleted]; c.Reason != "SpecChanged" {
+			t.Errorf("Completed: got %+v, want reason SpecChanged", c)
+		}
+	})
+}
+
 func TestScheduledVirusScan(t *testing.T) {
 	cl := newCluster(t)
 	ctx := context.Background()
@@ -836,8 +926,8 @@ func TestScheduledVirusScan(t *testing.T) {
 				}
 			}
 			if vs.Status.Report == nil {
-				body := fmt.Sprintf(`{"status":{"scanResults":[],"scanErrors":[],"report":{"job":%q,"reportedAt":%q,"scannedFiles":0,"infectedFiles":0,"failedFiles":0}}}`,
-					operator.JobName(vs), time.Now().UTC().Format(time.RFC3339))
+				body := fmt.Sprintf(`{"status":{"scanResults":[],"scanErrors":[],"report":{"job":%q,"generation":%d,"reportedAt":%q,"scannedFiles":0,"infectedFiles":0,"failedFiles":0}}}`,
+					operator.JobName(vs), vs.Generation, time.Now().UTC().Format(time.RFC3339))
 				if err := cl.c.Status().Patch(ctx, vs, client.RawPatch(types.MergePatchType, []byte(body))); err != nil && !apierrors.IsNotFound(err) {
 					return err
 				}
@@ -878,6 +968,64 @@ func TestScheduledVirusScan(t *testing.T) {
 		got.Status.LastScheduledScan.Name != operator.ScanName(svs.Name, got.Status.LastScheduledTime.Time) {
 		t.Errorf("status: got %+v", got.Status)
 	}
+	if err := cl.c.Delete(ctx, svs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Names longer than a label value's 63 characters (VirusScans and
+// ScheduledVirusScans may have up to 253) still make Jobs and VirusScans
+// the API server takes.
+func TestLongNames(t *testing.T) {
+	cl := newCluster(t)
+	ctx := context.Background()
+	ns := cl.namespace(t)
+	cl.startOperator(t, ns, nil)
+
+	long := strings.Repeat("long-name.", 7) + "scan" // 74 characters
+	vs := hostPathScan(ns, long, scanDir(t, true))
+	if err := cl.c.Create(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	job := cl.waitJob(t, ns, vs.Name)
+	if got := job.Labels[operator.LabelVirusScan]; len(got) > 63 || got != operator.NameLabel(long) {
+		t.Errorf("job label: got %q, want %q", got, operator.NameLabel(long))
+	}
+	if code, stderr := cl.runAgent(t, ns, vs.Name, job.Name); code != 0 {
+		t.Fatalf("agent: exit %d: %s", code, stderr)
+	}
+	cl.finishJob(t, job, true)
+	cl.waitPhase(t, ns, vs.Name, v1beta1.VirusScanPhaseCompletedPositive)
+
+	// A ScheduledVirusScan whose name fits a label, but whose VirusScans'
+	// names (a Unix time added) do not.
+	svs := &v1beta1.ScheduledVirusScan{
+		ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("n", 60), Namespace: ns},
+		Spec: v1beta1.ScheduledVirusScanSpec{
+			Schedule: "@every 1s",
+			Template: v1beta1.VirusScanTemplate{Spec: hostPathScan(ns, "", "/srv").Spec},
+		},
+	}
+	if err := cl.c.Create(ctx, svs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "a scheduled VirusScan with its Job", func() error {
+		var list v1beta1.VirusScanList
+		if err := cl.c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{operator.LabelScheduledBy: operator.NameLabel(svs.Name)}); err != nil {
+			return err
+		}
+		for i := range list.Items {
+			s := &list.Items[i]
+			if s.Status.Phase == v1beta1.VirusScanPhaseFailed {
+				return fmt.Errorf("%s failed: %s", s.Name, s.Status.Summary)
+			}
+			var job batchv1.Job
+			if err := cl.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: operator.JobName(s)}, &job); err == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d scheduled, none with a job", len(list.Items))
+	})
 	if err := cl.c.Delete(ctx, svs); err != nil {
 		t.Fatal(err)
 	}
@@ -1004,6 +1152,21 @@ func TestDeployedRBAC(t *testing.T) {
 	got.Spec.Targets[0].SubPath = "elsewhere"
 	if err := ac.Update(ctx, got); !apierrors.IsForbidden(err) {
 		t.Errorf("agent updating the spec: got %v, want Forbidden", err)
+	}
+
+	// Nor report for another scan: a scan pod taken over by a file it
+	// scanned cannot mark another VirusScan clean.
+	other := hostPathScan(ns, "other", dir)
+	if err := cl.c.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	cl.waitJob(t, ns, other.Name)
+	forged := []byte(`{"status":{"scanResults":[],"scanErrors":[],"report":{"job":"x","generation":1,"reportedAt":"2026-01-01T00:00:00Z","scannedFiles":0,"infectedFiles":0,"failedFiles":0}}}`)
+	if err := ac.Status().Patch(ctx, other, client.RawPatch(types.MergePatchType, forged)); !apierrors.IsForbidden(err) {
+		t.Errorf("agent of %s writing the report of %s: got %v, want Forbidden", vs.Name, other.Name, err)
+	}
+	if err := ac.Get(ctx, client.ObjectKeyFromObject(other), &v1beta1.VirusScan{}); !apierrors.IsForbidden(err) {
+		t.Errorf("agent of %s reading %s: got %v, want Forbidden", vs.Name, other.Name, err)
 	}
 }
 

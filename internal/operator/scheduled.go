@@ -82,7 +82,22 @@ func (r *scheduledReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 // point shortly before now when that is after since, so that a fast
 // schedule after a long outage ("@every 1s" after a week) takes a few
 // steps rather than a step per missed time.
+//
+// "@every D" schedules count from since (ConstantDelaySchedule's Next is
+// the time given plus D), so their times are computed from since alone:
+// walking them from a point before now would make up a time that depends
+// on when the operator looked, and a second look (a restart, another
+// replica) would make up another, and so a second VirusScan.
 func dueTime(sched cron.Schedule, since, now time.Time) (due, next time.Time) {
+	if every, ok := sched.(cron.ConstantDelaySchedule); ok && every.Delay > 0 {
+		first := every.Next(since)
+		if first.After(now) {
+			return time.Time{}, first
+		}
+		n := now.Sub(first) / every.Delay
+		due = first.Add(n * every.Delay)
+		return due, due.Add(every.Delay)
+	}
 	for _, back := range []time.Duration{time.Minute, time.Hour, 24 * time.Hour, 31 * 24 * time.Hour, 366 * 24 * time.Hour} {
 		from := now.Add(-back)
 		if !from.After(since) {
@@ -130,7 +145,7 @@ func (r *scheduledReconciler) createScan(ctx context.Context, svs *v1beta1.Sched
 	if vs.Labels == nil {
 		vs.Labels = map[string]string{}
 	}
-	vs.Labels[LabelScheduledBy] = svs.Name
+	vs.Labels[LabelScheduledBy] = NameLabel(svs.Name)
 	if vs.Annotations == nil {
 		vs.Annotations = map[string]string{}
 	}
@@ -163,7 +178,7 @@ func (r *scheduledReconciler) createScan(ctx context.Context, svs *v1beta1.Sched
 // counted), as in KubeAV.
 func (r *scheduledReconciler) prune(ctx context.Context, svs *v1beta1.ScheduledVirusScan) error {
 	var list v1beta1.VirusScanList
-	if err := r.client.List(ctx, &list, client.InNamespace(svs.Namespace), client.MatchingLabels{LabelScheduledBy: svs.Name}); err != nil {
+	if err := r.client.List(ctx, &list, client.InNamespace(svs.Namespace), client.MatchingLabels{LabelScheduledBy: NameLabel(svs.Name)}); err != nil {
 		return fmt.Errorf("scheduledvirusscan %s/%s: list: %w", svs.Namespace, svs.Name, err)
 	}
 	keep := DefaultHistorySize

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,6 +94,13 @@ func (r *virusScanReconciler) reconcile(ctx context.Context, vs *v1beta1.VirusSc
 		return reconcile.Result{}, nil
 	}
 	r.scheduled(vs, &job, now)
+	if g := job.Annotations[AnnotationGeneration]; g != strconv.FormatInt(vs.Generation, 10) {
+		// The Job mounts the volumes of an earlier spec: what it scans
+		// is not what the VirusScan asks for now.
+		r.finish(vs, now, v1beta1.VirusScanPhaseFailed, corev1.ConditionUnknown, "SpecChanged",
+			fmt.Sprintf("spec changed (generation %d) after scan job %s was made from generation %s; re-create the VirusScan", vs.Generation, name, g))
+		return reconcile.Result{}, nil
+	}
 
 	if c := jobCondition(&job, batchv1.JobFailed); c != nil {
 		// A Job fails only when the agent could not scan or report.
@@ -129,8 +137,14 @@ func (r *virusScanReconciler) reconcile(ctx context.Context, vs *v1beta1.VirusSc
 // createJob makes the VirusScan's Job (and the agent's account when the
 // VirusScan uses the default one).
 func (r *virusScanReconciler) createJob(ctx context.Context, vs *v1beta1.VirusScan, now metav1.Time) (reconcile.Result, error) {
-	if vs.Spec.ServiceAccountName == "" {
+	switch {
+	case vs.Spec.ServiceAccountName != "":
+	case r.opts.ServiceAccount != "":
 		if err := r.ensureAgentAccount(ctx, vs.Namespace); err != nil {
+			return reconcile.Result{}, err
+		}
+	default:
+		if err := r.ensureScanAccount(ctx, vs); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
@@ -178,6 +192,41 @@ func (r *virusScanReconciler) ensureAgentAccount(ctx context.Context, ns string)
 	return nil
 }
 
+// ensureScanAccount creates the scan's own service account, a Role that
+// allows reading this one VirusScan and patching its status, and the
+// binding of the two, unless they exist. All three are owned by the
+// VirusScan and go with it.
+func (r *virusScanReconciler) ensureScanAccount(ctx context.Context, vs *v1beta1.VirusScan) error {
+	name := JobName(vs)
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: vs.Namespace, Labels: map[string]string{
+			LabelManagedBy: ManagedBy, LabelVirusScan: NameLabel(vs.Name),
+		}}
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: meta()}
+	role := &rbacv1.Role{
+		ObjectMeta: meta(),
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{v1beta1.GroupVersion.Group}, Resources: []string{"virusscans"}, ResourceNames: []string{vs.Name}, Verbs: []string{"get"}},
+			{APIGroups: []string{v1beta1.GroupVersion.Group}, Resources: []string{"virusscans/status"}, ResourceNames: []string{vs.Name}, Verbs: []string{"patch"}},
+		},
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: meta(),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: vs.Namespace}},
+	}
+	for _, obj := range []client.Object{sa, role, rb} {
+		if err := controllerutil.SetControllerReference(vs, obj, r.client.Scheme()); err != nil {
+			return fmt.Errorf("virusscan %s/%s: agent account owner: %w", vs.Namespace, vs.Name, err)
+		}
+		if err := r.client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("virusscan %s/%s: agent account: %T %s: %w", vs.Namespace, vs.Name, obj, name, err)
+		}
+	}
+	return nil
+}
+
 // freshReport reads the VirusScan from the API server and finishes it
 // from its report if there is one.
 func (r *virusScanReconciler) freshReport(ctx context.Context, vs *v1beta1.VirusScan, now metav1.Time) (bool, error) {
@@ -208,6 +257,11 @@ func (r *virusScanReconciler) scheduled(vs *v1beta1.VirusScan, job *batchv1.Job,
 // infected is Failed, never CompletedNegative.
 func (r *virusScanReconciler) finishFromReport(vs *v1beta1.VirusScan, now metav1.Time) {
 	rep := vs.Status.Report
+	if rep.Generation != vs.Generation {
+		r.finish(vs, now, v1beta1.VirusScanPhaseFailed, corev1.ConditionUnknown, "SpecChanged",
+			fmt.Sprintf("the report is of generation %d of the spec, not of the current %d; re-create the VirusScan", rep.Generation, vs.Generation))
+		return
+	}
 	counts := fmt.Sprintf("%d files scanned, %d infected, %d not scanned", rep.ScannedFiles, rep.InfectedFiles, rep.FailedFiles)
 	switch {
 	case rep.InfectedFiles > 0:

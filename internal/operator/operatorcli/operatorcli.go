@@ -91,8 +91,8 @@ type runCmd struct {
 	ImagePullPolicy   string        `name:"image-pull-policy" enum:",Always,IfNotPresent,Never" default:"" help:"Pull policy of the scan Jobs."`
 	Server            string        `placeholder:"URL" help:"lazaret server the scan Jobs send files to (also LAZARET_SERVER); without it they scan with the image's own engines."`
 	ServerTokenSecret string        `name:"server-token-secret" placeholder:"SECRET" help:"Secret in each VirusScan's namespace whose 'token' key is the server's API token."`
-	ServiceAccount    string        `name:"service-account" placeholder:"NAME" help:"Service account of scan Jobs whose VirusScan names none; created with its role binding (default lazaret-agent)."`
-	AgentRole         string        `name:"agent-role" placeholder:"CLUSTERROLE" help:"ClusterRole bound to that account (default lazaret-agent)."`
+	ServiceAccount    string        `name:"service-account" placeholder:"NAME" help:"One service account for the scan Jobs of every VirusScan naming none, created with its role binding; it may report for any VirusScan of its namespace (default: an account per scan that may report only for its own)."`
+	AgentRole         string        `name:"agent-role" placeholder:"CLUSTERROLE" help:"ClusterRole bound to the --service-account (default lazaret-agent)."`
 	ActiveDeadline    time.Duration `name:"active-deadline" placeholder:"DUR" help:"Bound on a scan Job's run time (default none)."`
 	LeaderElect       bool          `name:"leader-elect" help:"Elect a leader among replicas."`
 	LeaderNamespace   string        `name:"leader-election-namespace" placeholder:"NS" help:"Namespace of the leader lease (default: the pod's)."`
@@ -135,6 +135,7 @@ type agentCmd struct {
 	Kubeconfig string `type:"path" placeholder:"FILE" help:"Kubeconfig (default: in-cluster)."`
 	VirusScan  string `name:"virusscan" required:"" placeholder:"NAMESPACE/NAME" help:"The VirusScan to run."`
 	Job        string `placeholder:"NAME" help:"The Job this runs in, recorded in the report."`
+	Generation int64  `placeholder:"N" help:"The VirusScan's metadata.generation the Job was made from; another is refused (default: no check)."`
 }
 
 func (c *agentCmd) run(ctx context.Context, configPath string, env cli.Env) int {
@@ -170,10 +171,11 @@ func (c *agentCmd) run(ctx context.Context, configPath string, env cli.Env) int 
 			IsTerminal: func(io.Writer) bool { return false }})
 	}
 	err = operator.RunAgent(ctx, kc, operator.AgentOptions{
-		VirusScan: types.NamespacedName{Namespace: ns, Name: name},
-		Job:       c.Job,
-		Scan:      scanFn,
-		Logger:    cli.NewLogger(cfg, env.Stderr),
+		VirusScan:  types.NamespacedName{Namespace: ns, Name: name},
+		Job:        c.Job,
+		Generation: c.Generation,
+		Scan:       scanFn,
+		Logger:     cli.NewLogger(cfg, env.Stderr),
 	})
 	if err != nil {
 		return errorf(env, err)

@@ -165,6 +165,11 @@ type VirusScanErrorItem struct {
 type VirusScanReport struct {
 	// Job is the name of the Job whose agent wrote the report.
 	Job string `json:"job"`
+	// Generation is the VirusScan's metadata.generation whose spec the
+	// agent scanned; a report of another generation than the
+	// VirusScan's is not a result of its spec, and the scan fails.
+	// +optional
+	Generation int64 `json:"generation,omitempty"`
 	// ReportedAt is when the agent wrote it.
 	ReportedAt metav1.Time `json:"reportedAt"`
 	// ScannedFiles counts the files scanned, whatever their verdict.
