@@ -652,7 +652,7 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s.command: a command engine needs a command", field))
 			}
 		case TypeSandbox:
-			errs = append(errs, validateSandbox(field, e)...)
+			errs = append(errs, validateSandbox(field, e, c.DataDir)...)
 		case "":
 			errs = append(errs, fmt.Errorf("%s.type: required (clamd, builtin, command, sandbox)", field))
 		default:

@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"mime"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -16,7 +18,7 @@ const (
 // validateSandbox checks what can be checked of a sandbox engine without
 // the host: the engine checks the rest (the program, bubblewrap, the
 // user) when it is built, and refuses to start without them.
-func validateSandbox(field string, e Engine) []error {
+func validateSandbox(field string, e Engine, dataDir string) []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s.%s: %s", field, key, fmt.Sprintf(format, args...)))
@@ -41,6 +43,18 @@ func validateSandbox(field string, e Engine) []error {
 	for i, b := range e.ROBinds {
 		if !path.IsAbs(b) {
 			bad(fmt.Sprintf("ro_binds[%d]", i), "%q is not an absolute path", b)
+			continue
+		}
+		// Other jobs' samples, spool files and reports live in the data
+		// folder and the temporary folder: an analyzer sees its own
+		// sample alone. (A folder of its own below the temporary one is
+		// fine: the analyzer may be kept there.)
+		b = filepath.Clean(b)
+		if d, err := filepath.Abs(dataDir); err == nil && dataDir != "" && (within(d, b) || within(b, d)) {
+			bad(fmt.Sprintf("ro_binds[%d]", i), "%q would show the analyzer data_dir (%s), which holds other samples and reports", b, d)
+		}
+		if t := filepath.Clean(os.TempDir()); within(t, b) {
+			bad(fmt.Sprintf("ro_binds[%d]", i), "%q would show the analyzer the temporary folder (%s), which holds other samples", b, t)
 		}
 	}
 	if l := e.Limits; l != nil {
@@ -57,4 +71,10 @@ func validateSandbox(field string, e Engine) []error {
 		}
 	}
 	return errs
+}
+
+// within reports whether path p is dir or lies below it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +31,38 @@ func TestLoadSandbox(t *testing.T) {
 	}
 	if e.Env["JAVA_OPTS"] != "-Xmx512m" || len(e.ROBinds) != 2 || e.Version != "apktool-2.9.3" {
 		t.Errorf("got env %v, ro_binds %v, version %q", e.Env, e.ROBinds, e.Version)
+	}
+}
+
+// TestSandboxBindsKeepOthersSamplesOut: ro_binds may not show an analyzer
+// the data folder or the temporary folder, where other jobs' samples and
+// reports are; a folder of its own below the temporary one is fine.
+func TestSandboxBindsKeepOthersSamplesOut(t *testing.T) {
+	tmp := filepath.Clean(os.TempDir())
+	for _, tc := range []struct {
+		bind string
+		want string // "" for accepted
+	}{
+		{"/opt/analyzer", ""},
+		{filepath.Join(tmp, "analyzer"), ""},
+		{"/srv/lazaret", "data_dir"},
+		{"/srv/lazaret/reports", "data_dir"},
+		{"/srv", "data_dir"},
+		{tmp, "temporary folder"},
+		{filepath.Dir(tmp), "temporary folder"},
+	} {
+		t.Run(tc.bind, func(t *testing.T) {
+			cfg := Default()
+			cfg.DataDir = "/srv/lazaret"
+			cfg.Engines = []Engine{{Name: "a", Type: TypeSandbox, Command: []string{"/opt/analyzer/run"}, ROBinds: []string{tc.bind}}}
+			err := cfg.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("got %v, want it accepted", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), "ro_binds[0]") || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v, want an error on ro_binds[0] naming the %s", err, tc.want)
+			}
+		})
 	}
 }
 
