@@ -12,8 +12,6 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/alecthomas/kong"
-
 	"github.com/lazaret/lazaret/internal/config"
 )
 
@@ -60,10 +58,6 @@ type root struct {
 	Version  versionCmd  `cmd:"" help:"Print lazaret's version."`
 }
 
-// exitPanic carries kong's exit code (after --help) out of its Exit hook
-// without calling os.Exit.
-type exitPanic int
-
 // Run runs the command line args and returns the exit code.
 func Run(ctx context.Context, args []string, env Env) (code int) {
 	if env.Getenv == nil {
@@ -73,31 +67,12 @@ func Run(ctx context.Context, args []string, env Env) (code int) {
 		env.Stdin = eofReader{}
 	}
 	var r root
-	parser, err := kong.New(&r,
-		kong.Name("lazaret"),
-		kong.Description("Scan untrusted files with real engines, keep every verdict, act on it."),
-		kong.Writers(env.Stdout, env.Stderr),
-		kong.Exit(func(c int) { panic(exitPanic(c)) }),
-		kong.UsageOnError(),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "lazaret: %v\n", err)
-		return ExitError
+	kctx, code, exited, err := Parse(&r, "lazaret", "Scan untrusted files with real engines, keep every verdict, act on it.", args, env)
+	if exited {
+		return code
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			c, ok := v.(exitPanic)
-			if !ok {
-				panic(v)
-			}
-			code = int(c)
-		}
-	}()
-	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "lazaret: %v\n", err)
-		return ExitError
+		return errorf(env, err)
 	}
 	if r.Config == "" {
 		r.Config = env.Getenv("LAZARET_CONFIG")

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alecthomas/kong"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -38,10 +37,6 @@ type root struct {
 	Agent  agentCmd `cmd:"" help:"Scan one VirusScan's volumes and report into its status (runs inside the scan Job)."`
 }
 
-// exitPanic carries kong's exit code (after --help) out of its Exit hook
-// without calling os.Exit.
-type exitPanic int
-
 // Run runs lazaret-operator's command line args (without the program name)
 // and returns the exit code: cli.ExitClean, or cli.ExitError.
 func Run(ctx context.Context, args []string, env cli.Env) (code int) {
@@ -49,27 +44,12 @@ func Run(ctx context.Context, args []string, env cli.Env) (code int) {
 		env.Getenv = func(string) string { return "" }
 	}
 	var r root
-	parser, err := kong.New(&r,
-		kong.Name(cli.OperatorProgram),
-		kong.Description("lazaret's Kubernetes operator, also run as `lazaret operator`: serves KubeAV's VirusScan and ScheduledVirusScan resources with scan Jobs."),
-		kong.Writers(env.Stdout, env.Stderr),
-		kong.Exit(func(c int) { panic(exitPanic(c)) }),
-		kong.UsageOnError(),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
-	if err != nil {
-		return errorf(env, err)
+	kctx, code, exited, err := cli.Parse(&r, cli.OperatorProgram,
+		"lazaret's Kubernetes operator, also run as `lazaret operator`: serves KubeAV's VirusScan and ScheduledVirusScan resources with scan Jobs.",
+		args, env)
+	if exited {
+		return code
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			c, ok := v.(exitPanic)
-			if !ok {
-				panic(v)
-			}
-			code = int(c)
-		}
-	}()
-	kctx, err := parser.Parse(args)
 	if err != nil {
 		return errorf(env, err)
 	}
