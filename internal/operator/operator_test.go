@@ -508,6 +508,12 @@ spec: {targets: [{volume: {emptyDir: {}}, subPath: a/../../etc}]}`, []string{"sp
 spec: {targets: [{volume: {emptyDir: {}}, subPath: /etc}]}`, []string{"spec.targets[0].subPath", "subPath must be a relative path"}},
 		{"relative mountPath", `kind: VirusScan
 spec: {targets: [{volume: {emptyDir: {}}, mountPath: scan}]}`, []string{"spec.targets[0].mountPath", "should match '^/.+'"}},
+		{"mountPath with ..", `kind: VirusScan
+spec: {targets: [{volume: {emptyDir: {}}, mountPath: /scan/../etc}]}`, []string{"spec.targets[0].mountPath", "without . or .. parts"}},
+		{"mountPath over a system folder", `kind: VirusScan
+spec: {targets: [{volume: {emptyDir: {}}, mountPath: /var/run/secrets/kubernetes.io}]}`, []string{"spec.targets[0].mountPath", "must not be at or under /etc"}},
+		{"mountPath over the scanner", `kind: VirusScan
+spec: {targets: [{volume: {emptyDir: {}}, mountPath: /lazaret}]}`, []string{"spec.targets[0].mountPath", "must not be at or under /etc"}},
 		{"shared mountPath", `kind: VirusScan
 spec: {targets: [{volume: {emptyDir: {}}, mountPath: /a}, {volume: {emptyDir: {}}, mountPath: /a}]}`, []string{"spec.targets", "every target needs its own mountPath"}},
 		{"bad schedule", `kind: ScheduledVirusScan

@@ -40,6 +40,8 @@ type VirusScanTargetSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:Pattern=`^/.+`
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(p, p == '..' || p == '.')",message="mountPath must be a clean path, without . or .. parts"
+	// +kubebuilder:validation:XValidation:rule="!['etc', 'proc', 'sys', 'dev', 'var', 'run', 'usr', 'bin', 'sbin', 'lib', 'lib64', 'lazaret', 'lazaret-operator'].exists(r, self.split('/')[1] == r)",message="mountPath must not be at or under /etc, /proc, /sys, /dev, /var, /run, /usr, /bin, /sbin, /lib, /lib64 or the scanner's own /lazaret files: a volume there would hide what the scan job runs on"
 	MountPath string `json:"mountPath,omitempty"`
 
 	// ExcludeFiles is a list of regular expressions (Go syntax) matched
