@@ -234,7 +234,6 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		api:    mgr.GetAPIReader(),
 		events: mgr.GetEventRecorder("lazaret-operator"),
 		opts:   opts,
-		log:    opts.Logger,
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("virusscan").
@@ -247,7 +246,6 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		client: mgr.GetClient(),
 		events: mgr.GetEventRecorder("lazaret-operator"),
 		opts:   opts,
-		log:    opts.Logger,
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("scheduledvirusscan").

@@ -3,7 +3,6 @@ package operator
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"sort"
 	"strconv"
@@ -35,7 +34,6 @@ type scheduledReconciler struct {
 	client client.Client
 	events events.EventRecorder
 	opts   Options
-	log    *slog.Logger
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -51,7 +49,7 @@ func (r *scheduledReconciler) Reconcile(ctx context.Context, req reconcile.Reque
 	if err != nil {
 		// The CRD's pattern lets through what only the parser can
 		// refuse (a minute of 61, say). A spec change brings us back.
-		r.log.Warn("bad schedule", "namespace", svs.Namespace, "scheduledvirusscan", svs.Name, "schedule", svs.Spec.Schedule, "err", err)
+		r.opts.Logger.Warn("bad schedule", "namespace", svs.Namespace, "scheduledvirusscan", svs.Name, "schedule", svs.Spec.Schedule, "err", err)
 		r.events.Eventf(&svs, nil, corev1.EventTypeWarning, "InvalidSchedule", "Schedule", "schedule %q: %v", svs.Spec.Schedule, err)
 		return reconcile.Result{}, nil
 	}
@@ -159,7 +157,7 @@ func (r *scheduledReconciler) createScan(ctx context.Context, svs *v1beta1.Sched
 	case err != nil:
 		return fmt.Errorf("scheduledvirusscan %s/%s: create virusscan: %w", svs.Namespace, svs.Name, err)
 	default:
-		r.log.Info("virusscan scheduled", "namespace", svs.Namespace, "scheduledvirusscan", svs.Name, "virusscan", vs.Name, "time", due)
+		r.opts.Logger.Info("virusscan scheduled", "namespace", svs.Namespace, "scheduledvirusscan", svs.Name, "virusscan", vs.Name, "time", due)
 		r.events.Eventf(svs, vs, corev1.EventTypeNormal, "Scheduled", "CreateVirusScan", "created VirusScan %s", vs.Name)
 	}
 	before := svs.DeepCopy()
@@ -201,7 +199,7 @@ func (r *scheduledReconciler) prune(ctx context.Context, svs *v1beta1.ScheduledV
 		if err := r.client.Delete(ctx, vs, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("scheduledvirusscan %s/%s: delete %s: %w", svs.Namespace, svs.Name, vs.Name, err)
 		}
-		r.log.Info("virusscan pruned", "namespace", svs.Namespace, "scheduledvirusscan", svs.Name, "virusscan", vs.Name)
+		r.opts.Logger.Info("virusscan pruned", "namespace", svs.Namespace, "scheduledvirusscan", svs.Name, "virusscan", vs.Name)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package operator
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +34,6 @@ type virusScanReconciler struct {
 	api    client.Reader
 	events events.EventRecorder
 	opts   Options
-	log    *slog.Logger
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -166,7 +164,7 @@ func (r *virusScanReconciler) createJob(ctx context.Context, vs *v1beta1.VirusSc
 	case err != nil:
 		return reconcile.Result{}, fmt.Errorf("virusscan %s/%s: create job: %w", vs.Namespace, vs.Name, err)
 	}
-	r.log.Info("scan job created", "namespace", vs.Namespace, "virusscan", vs.Name, "job", job.Name)
+	r.opts.Logger.Info("scan job created", "namespace", vs.Namespace, "virusscan", vs.Name, "job", job.Name)
 	r.events.Eventf(vs, job, corev1.EventTypeNormal, "Scheduled", "CreateJob", "created scan job %s", job.Name)
 	r.scheduled(vs, job, now)
 	return reconcile.Result{}, nil
@@ -280,7 +278,7 @@ func (r *virusScanReconciler) finishFromReport(vs *v1beta1.VirusScan, now metav1
 		r.finish(vs, now, v1beta1.VirusScanPhaseCompletedNegative, corev1.ConditionFalse, "NoInfectedFiles", counts)
 		vs.Status.Summary = "Completed (0 infected files)"
 	}
-	r.log.Info("scan done", "namespace", vs.Namespace, "virusscan", vs.Name, "phase", vs.Status.Phase,
+	r.opts.Logger.Info("scan done", "namespace", vs.Namespace, "virusscan", vs.Name, "phase", vs.Status.Phase,
 		"scanned", rep.ScannedFiles, "infected", rep.InfectedFiles, "failed", rep.FailedFiles)
 }
 
@@ -296,7 +294,7 @@ func (r *virusScanReconciler) finish(vs *v1beta1.VirusScan, now metav1.Time, pha
 	setCondition(&vs.Status, v1beta1.VirusScanConditionTypeCompleted, corev1.ConditionTrue, reason, msg, now)
 	setCondition(&vs.Status, v1beta1.VirusScanConditionTypePositive, positive, reason, msg, now)
 	if phase == v1beta1.VirusScanPhaseFailed && reason != "FilesNotScanned" {
-		r.log.Warn("scan failed", "namespace", vs.Namespace, "virusscan", vs.Name, "reason", reason, "message", msg)
+		r.opts.Logger.Warn("scan failed", "namespace", vs.Namespace, "virusscan", vs.Name, "reason", reason, "message", msg)
 	}
 }
 
