@@ -1,6 +1,8 @@
 package operator
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,12 +57,12 @@ type AgentOptions struct {
 	Now func() time.Time
 }
 
-// ErrSpecChanged is the agent's error when the VirusScan's spec is not the
+// errSpecChanged is the agent's error when the VirusScan's spec is not the
 // one its Job was made from.
-var ErrSpecChanged = errors.New("spec changed since the scan job was made")
+var errSpecChanged = errors.New("spec changed since the scan job was made")
 
-// maxListedBytes bounds the bytes of paths and messages listed in a
-// report (etcd keeps objects under 1.5 MiB).
+// maxListedBytes bounds the JSON of the items listed in a report (etcd
+// keeps objects under 1.5 MiB).
 const maxListedBytes = 512 << 10
 
 // RunAgent scans the VirusScan's targets, mounted where TargetMountPath
@@ -82,7 +84,7 @@ func RunAgent(ctx context.Context, c client.Client, opts AgentOptions) error {
 		return fmt.Errorf("agent: virusscan %s: %w", opts.VirusScan, err)
 	}
 	if opts.Generation != 0 && vs.Generation != opts.Generation {
-		return fmt.Errorf("agent: virusscan %s: %w: generation %d, the job's %d", opts.VirusScan, ErrSpecChanged, vs.Generation, opts.Generation)
+		return fmt.Errorf("agent: virusscan %s: %w: generation %d, the job's %d", opts.VirusScan, errSpecChanged, vs.Generation, opts.Generation)
 	}
 	targets, err := agentTargets(&vs.Spec)
 	if err != nil {
@@ -141,18 +143,29 @@ type agentTarget struct {
 	excludeDir  []*regexp.Regexp
 }
 
+// agentTargets compiles the spec's targets. Its error names the pattern
+// that does not compile, the one check the CRD's schema cannot make.
 func agentTargets(spec *v1beta1.VirusScanSpec) ([]agentTarget, error) {
-	if err := validateSpec(spec); err != nil {
-		return nil, err
+	compile := func(i int, field string, res []string) ([]*regexp.Regexp, error) {
+		var out []*regexp.Regexp
+		for j, re := range res {
+			c, err := regexp.Compile(re)
+			if err != nil {
+				return nil, fmt.Errorf("spec.targets[%d].%s[%d]: %w", i, field, j, err)
+			}
+			out = append(out, c)
+		}
+		return out, nil
 	}
 	var out []agentTarget
 	for i, t := range spec.Targets {
 		at := agentTarget{root: TargetMountPath(i, t)}
-		for _, re := range t.ExcludeFiles {
-			at.excludeFile = append(at.excludeFile, regexp.MustCompile(re)) // validated above
+		var err error
+		if at.excludeFile, err = compile(i, "excludeFiles", t.ExcludeFiles); err != nil {
+			return nil, err
 		}
-		for _, re := range t.ExcludeDirectories {
-			at.excludeDir = append(at.excludeDir, regexp.MustCompile(re))
+		if at.excludeDir, err = compile(i, "excludeDirectories", t.ExcludeDirectories); err != nil {
+			return nil, err
 		}
 		out = append(out, at)
 	}
@@ -181,12 +194,21 @@ type report struct {
 
 func newReport(maxListed int) *report { return &report{maxListed: maxListed} }
 
-func (r *report) room(n, size int) bool {
-	if n >= r.maxListed || r.listedBytes+size > maxListedBytes {
+// room reports whether item, the next of a list that has n, may be
+// listed, and counts its size if so. The size is the item's JSON, as the
+// status stores it: a path of control characters or invalid UTF-8 takes
+// up to six times its length there.
+func (r *report) room(n int, item any) bool {
+	if n >= r.maxListed {
 		r.truncated = true
 		return false
 	}
-	r.listedBytes += size
+	raw, err := json.Marshal(item)
+	if err != nil || r.listedBytes+len(raw) > maxListedBytes {
+		r.truncated = true
+		return false
+	}
+	r.listedBytes += len(raw)
 	return true
 }
 
@@ -202,8 +224,9 @@ func (r *report) add(path string, job *scan.Job) {
 		if sig == "" {
 			sig = "unknown"
 		}
-		if r.room(len(r.results), len(path)+len(sig)) {
-			r.results = append(r.results, v1beta1.VirusScanResultItem{FilePath: path, MatchingSignature: sig})
+		item := v1beta1.VirusScanResultItem{FilePath: path, MatchingSignature: sig}
+		if r.room(len(r.results), item) {
+			r.results = append(r.results, item)
 		}
 	case scan.Error, scan.Skipped:
 		r.addError(path, job.Verdict, job.Reason, job.Error)
@@ -226,8 +249,9 @@ func (r *report) addError(path string, v scan.Verdict, reason scan.Reason, msg s
 	if len(msg) > 512 {
 		msg = msg[:512] + "..."
 	}
-	if r.room(len(r.errors), len(path)+len(msg)) {
-		r.errors = append(r.errors, v1beta1.VirusScanErrorItem{FilePath: path, Verdict: string(v), Reason: string(reason), Message: msg})
+	item := v1beta1.VirusScanErrorItem{FilePath: path, Verdict: string(v), Reason: string(reason), Message: msg}
+	if r.room(len(r.errors), item) {
+		r.errors = append(r.errors, item)
 	}
 }
 
@@ -292,20 +316,30 @@ func scanTargets(ctx context.Context, targets []agentTarget, opts AgentOptions, 
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
+	if scanCode != 0 && rep.infected == 0 && rep.failed == 0 {
+		// Every file answered clean, or none was sent: an exit code
+		// that says otherwise is a scanner that did not run (one that
+		// could not start, say), never a clean scan.
+		return fmt.Errorf("scan exited %d, yet no file was infected or failed", scanCode)
+	}
 	opts.Logger.Debug("scan finished", "exit_code", scanCode)
 	return nil
 }
 
+// maxResultLine bounds one line of the scan's output, one job: the
+// client's own bound on a job the server sends (client.maxReply).
+const maxResultLine = 16 << 20
+
 // readResults matches each result line to the path sent in its place.
 func readResults(out io.Reader, expect <-chan string, rep *report) error {
-	dec := json.NewDecoder(out)
-	for {
-		var job scan.Job
-		err := dec.Decode(&job)
-		if errors.Is(err, io.EOF) {
-			break
+	lines := bufio.NewScanner(out)
+	lines.Buffer(make([]byte, 0, 64<<10), maxResultLine)
+	for lines.Scan() {
+		if len(bytes.TrimSpace(lines.Bytes())) == 0 {
+			continue
 		}
-		if err != nil {
+		var job scan.Job
+		if err := json.Unmarshal(lines.Bytes(), &job); err != nil {
 			return fmt.Errorf("read scan output: %w", err)
 		}
 		p, ok := <-expect
@@ -317,6 +351,9 @@ func readResults(out io.Reader, expect <-chan string, rep *report) error {
 			return fmt.Errorf("scan result for %q (%q) does not match the file sent, %q", job.Name, job.Source.Path, p)
 		}
 		rep.add(p, &job)
+	}
+	if err := lines.Err(); err != nil {
+		return fmt.Errorf("read scan output: %w", err)
 	}
 	if p, ok := <-expect; ok {
 		return fmt.Errorf("scan ended before %s was scanned", p)

@@ -3,7 +3,6 @@ package operator
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -50,21 +49,10 @@ func JobName(vs *v1beta1.VirusScan) string {
 }
 
 // validateSpec checks what the CRD's schema cannot: that the exclusion
-// patterns compile.
+// patterns compile (as the agent compiles them).
 func validateSpec(spec *v1beta1.VirusScanSpec) error {
-	for i, t := range spec.Targets {
-		for j, re := range t.ExcludeFiles {
-			if _, err := regexp.Compile(re); err != nil {
-				return fmt.Errorf("spec.targets[%d].excludeFiles[%d]: %w", i, j, err)
-			}
-		}
-		for j, re := range t.ExcludeDirectories {
-			if _, err := regexp.Compile(re); err != nil {
-				return fmt.Errorf("spec.targets[%d].excludeDirectories[%d]: %w", i, j, err)
-			}
-		}
-	}
-	return nil
+	_, err := agentTargets(spec)
+	return err
 }
 
 // defaultResources are the scan container's when the VirusScan sets none:

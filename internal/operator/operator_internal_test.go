@@ -1,7 +1,10 @@
 package operator
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +168,54 @@ func TestListSafe(t *testing.T) {
 	for p, want := range map[string]bool{"/scan/a b": true, "/scan/a\nb": false, "/scan/a\r": false, "-": false, " ": false, "": false} {
 		if got := listSafe(p); got != want {
 			t.Errorf("listSafe(%q): got %v, want %v", p, got, want)
+		}
+	}
+}
+
+// A result line longer than maxResultLine fails the run rather than
+// filling the agent's memory.
+func TestReadResultsLineLimit(t *testing.T) {
+	long := `{"name":"a","verdict":"clean","error":"` + strings.Repeat("x", maxResultLine) + `"}` + "\n"
+	err := readResults(strings.NewReader(long), expect("/x/a"), newReport(10))
+	if err == nil || !strings.Contains(err.Error(), "read scan output") {
+		t.Errorf("got %v, want a read scan output error", err)
+	}
+}
+
+// The byte bound counts the items as the status stores them, escapes
+// included: a path of control characters is six bytes a character there.
+func TestReportBoundsJSONSize(t *testing.T) {
+	rep := newReport(1 << 20)
+	path := "/scan/" + strings.Repeat("\x01", 4000)
+	for range 1000 {
+		rep.add(path, &scan.Job{Verdict: scan.Infected, Findings: []scan.Finding{{Signature: "S"}}})
+	}
+	raw, err := json.Marshal(rep.results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > maxListedBytes+len(rep.results)+2 || !rep.truncated || rep.infected != 1000 {
+		t.Errorf("got %d bytes of JSON listed, truncated %v, %d infected; want at most %d, true, 1000", len(raw), rep.truncated, rep.infected, maxListedBytes)
+	}
+}
+
+// A scanner whose exit code says something went wrong while every result
+// read was clean (here: none, it could not start) fails the run, never
+// reads as a clean scan.
+func TestScanTargetsExitCode(t *testing.T) {
+	empty := []agentTarget{{root: t.TempDir()}}
+	for _, tt := range []struct {
+		code    int
+		wantErr bool
+	}{{0, false}, {1, true}, {2, true}} {
+		scanFn := func(_ context.Context, _ []string, stdin io.Reader, _ io.Writer) int {
+			io.Copy(io.Discard, stdin)
+			return tt.code
+		}
+		rep := newReport(10)
+		err := scanTargets(context.Background(), empty, AgentOptions{Scan: scanFn, Logger: slog.New(slog.DiscardHandler)}, rep)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("scan exit %d on an empty target: got %v, want error %v", tt.code, err, tt.wantErr)
 		}
 	}
 }

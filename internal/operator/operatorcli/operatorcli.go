@@ -10,6 +10,7 @@
 package operatorcli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,9 +92,9 @@ func (c *runCmd) run(ctx context.Context, configPath string, env cli.Env) int {
 	}
 	opts := operator.Options{
 		Namespace:               c.Namespace,
-		Image:                   firstNonEmpty(c.Image, env.Getenv("LAZARET_OPERATOR_IMAGE")),
+		Image:                   cmp.Or(c.Image, env.Getenv("LAZARET_OPERATOR_IMAGE")),
 		ImagePullPolicy:         corev1.PullPolicy(c.ImagePullPolicy),
-		Server:                  firstNonEmpty(c.Server, env.Getenv("LAZARET_SERVER")),
+		Server:                  cmp.Or(c.Server, env.Getenv("LAZARET_SERVER")),
 		ServerTokenSecret:       c.ServerTokenSecret,
 		ServiceAccount:          c.ServiceAccount,
 		AgentRole:               c.AgentRole,
@@ -181,15 +182,6 @@ func kubeConfig(path string, env cli.Env) (*rest.Config, error) {
 	}
 	rc.UserAgent = "lazaret/" + cli.BuildVersion()
 	return rc, nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // errorf prints an error the way every command does.
