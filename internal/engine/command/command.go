@@ -380,13 +380,7 @@ func (e *Engine) Scan(ctx context.Context, s scan.Sample) (scan.Result, error) {
 // argv fills the template. Each placeholder is replaced inside its own
 // element, in one pass, so a name containing "{path}" stays as it is.
 func (e *Engine) argv(path, name string) []string {
-	r := strings.NewReplacer(PathPlaceholder, path, NamePlaceholder, proc.SafeArg(name))
-	args := make([]string, len(e.cfg.Command))
-	args[0] = e.cfg.Command[0]
-	for i, a := range e.cfg.Command[1:] {
-		args[i+1] = r.Replace(a)
-	}
-	return args
+	return proc.Argv(e.cfg.Command, strings.NewReplacer(PathPlaceholder, path, NamePlaceholder, proc.SafeArg(name)))
 }
 
 // decide turns a finished command into a verdict; see the package

@@ -3,15 +3,10 @@ package command
 import (
 	"bytes"
 	"regexp"
-	"slices"
 
 	"github.com/lazaret/lazaret/internal/engine/proc"
 	"github.com/lazaret/lazaret/internal/scan"
 )
-
-// maxFindings caps the distinct signatures kept from one scan; a scanner
-// listing more has made its point.
-const maxFindings = 100
 
 // output examines a command's output as it streams: it runs the regexp
 // over complete lines, holding at most max bytes, and keeps the last bytes
@@ -91,7 +86,7 @@ func (o *output) flush() {
 // searches a long one, and most lines answer no.
 func (o *output) match(chunk []byte) {
 	for len(chunk) > 0 {
-		if o.matched && (o.sigIndex < 0 || len(o.sigs) >= maxFindings) {
+		if o.matched && (o.sigIndex < 0 || len(o.sigs) >= proc.MaxFindings) {
 			return // nothing more to learn
 		}
 		line := chunk
@@ -111,10 +106,7 @@ func (o *output) match(chunk []byte) {
 			if o.sigIndex < 0 || m[2*o.sigIndex] < 0 {
 				continue
 			}
-			sig := proc.SignatureName(string(line[m[2*o.sigIndex]:m[2*o.sigIndex+1]]))
-			if sig != "" && len(o.sigs) < maxFindings && !slices.Contains(o.sigs, sig) {
-				o.sigs = append(o.sigs, sig)
-			}
+			o.sigs = proc.AppendSignature(o.sigs, string(line[m[2*o.sigIndex]:m[2*o.sigIndex+1]]))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package proc
 import (
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -14,6 +15,9 @@ const (
 	TailSize = 512
 	// MaxSignature caps the length of a signature name, as S3 tags do.
 	MaxSignature = 256
+	// MaxFindings caps the distinct signatures kept from one scan; a
+	// program listing more has made its point.
+	MaxFindings = 100
 )
 
 // Copy reads r to its end or its first error (such as the read deadline
@@ -112,4 +116,16 @@ func SignatureName(s string) string {
 		s = strings.ToValidUTF8(s[:MaxSignature], "")
 	}
 	return s
+}
+
+// AppendSignature appends s, made a signature name by SignatureName, to
+// sigs, unless it is empty, already there, or sigs holds MaxFindings.
+func AppendSignature(sigs []string, s string) []string {
+	if len(sigs) >= MaxFindings {
+		return sigs
+	}
+	if s = SignatureName(s); s == "" || slices.Contains(sigs, s) {
+		return sigs
+	}
+	return append(sigs, s)
 }

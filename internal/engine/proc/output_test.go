@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -172,6 +173,33 @@ func TestSignatureName(t *testing.T) {
 			t.Parallel()
 			if got := SignatureName(tc.in); got != tc.want {
 				t.Errorf("SignatureName(%q): got %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAppendSignature(t *testing.T) {
+	t.Parallel()
+	full := make([]string, MaxFindings)
+	for i := range full {
+		full[i] = fmt.Sprintf("Sig.%d", i)
+	}
+	for _, tc := range []struct {
+		name string
+		sigs []string
+		in   string
+		want []string
+	}{
+		{"first", nil, " Sig.One ", []string{"Sig.One"}},
+		{"another", []string{"Sig.One"}, "Sig.Two", []string{"Sig.One", "Sig.Two"}},
+		{"already there", []string{"Sig.One"}, "Sig.One\x07", []string{"Sig.One"}},
+		{"empty", []string{"Sig.One"}, " \x00 ", []string{"Sig.One"}},
+		{"full", full, "Sig.New", full},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := AppendSignature(slices.Clone(tc.sigs), tc.in); !slices.Equal(got, tc.want) {
+				t.Errorf("AppendSignature(%q): got %q, want %q", tc.in, got, tc.want)
 			}
 		})
 	}

@@ -1,8 +1,9 @@
 // Package proc holds what the engines that run an external program share
-// about running it: a sample's name made safe as an argument, the killing
-// of the program's process group, the errors of a run stopped by its
-// context, bounded capture of its output, and the checks and file stamps
-// behind a program's health and derived version.
+// about running it: a sample's name made safe as an argument and the
+// command template filled with it, the killing of the program's process
+// group, the errors of a run stopped by its context, bounded capture of
+// its output and the signature names taken from it, and the checks and
+// file stamps behind a program's health and derived version.
 //
 // The engines keep their own message prefixes: functions that return
 // errors take the engine's name, which starts every message, as in
@@ -38,6 +39,18 @@ func SafeArg(name string) string {
 		name = "_" + name[1:]
 	}
 	return name
+}
+
+// Argv fills a command template: the program, template[0], as it is, and
+// each argument with r's placeholders replaced inside it, in one pass, so
+// that a sample name containing a placeholder stays as it is.
+func Argv(template []string, r *strings.Replacer) []string {
+	args := make([]string, len(template))
+	args[0] = template[0]
+	for i, a := range template[1:] {
+		args[i+1] = r.Replace(a)
+	}
+	return args
 }
 
 // KillGroup sends SIGKILL to the process group pgid, which a program

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,6 +36,16 @@ func TestSafeArg(t *testing.T) {
 				t.Errorf("SafeArg(%q): got %q, want %q", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestArgv(t *testing.T) {
+	t.Parallel()
+	r := strings.NewReplacer("{path}", "/s/{name}", "{name}", "{path}")
+	got := Argv([]string{"/bin/{path}", "-f", "{path}", "--name={name}"}, r)
+	want := []string{"/bin/{path}", "-f", "/s/{name}", "--name={path}"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
 

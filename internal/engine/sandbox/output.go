@@ -7,21 +7,16 @@ import (
 	"github.com/lazaret/lazaret/internal/engine/proc"
 )
 
-const (
-	// headSize is how much of the start of an output is kept: its first
-	// line names an infected sample's finding.
-	headSize = 4 << 10
-	// maxFindings caps the findings of one sample.
-	maxFindings = 100
-)
+// headSize is how much of the start of an output is kept: its first line
+// names an infected sample's finding.
+const headSize = 4 << 10
 
 // capture keeps the start and the end of an output stream, so memory
 // stays bounded however much an analyzer prints. It is written by one
 // goroutine and read after that one is done.
 type capture struct {
-	head  proc.Head
-	end   proc.Tail
-	total int64
+	head proc.Head
+	end  proc.Tail
 }
 
 func newCapture() *capture {
@@ -30,7 +25,6 @@ func newCapture() *capture {
 
 // Write keeps the start and the end of p; it never fails.
 func (c *capture) Write(p []byte) (int, error) {
-	c.total += int64(len(p))
 	c.head.Write(p)
 	c.end.Write(p)
 	return len(p), nil

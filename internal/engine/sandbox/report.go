@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
 
+	"github.com/lazaret/lazaret/internal/engine/proc"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -23,9 +25,10 @@ const sniffSize = 512
 // keepReport reads the report the analyzer left at p, checks it against
 // the limits, and keeps it in Config.Reports under its SHA-256. It returns
 // the report's reference (nil when there is none, or nowhere to keep it)
-// and, when a signature field is configured and the report is a JSON
-// object, that object.
-func (e *Engine) keepReport(ctx context.Context, p string) (*scan.Report, map[string]any, error) {
+// and, when wantDoc is set (an infected sample's findings may come from
+// it), a signature field is configured and the report is a JSON object,
+// that object.
+func (e *Engine) keepReport(ctx context.Context, p string, wantDoc bool) (*scan.Report, map[string]any, error) {
 	rc := e.cfg.Report
 	// No following links, no blocking on a FIFO: with isolation none the
 	// analyzer could have replaced its report file with either.
@@ -65,12 +68,12 @@ func (e *Engine) keepReport(ctx context.Context, p string) (*scan.Report, map[st
 	// user, and bytes changed between the passes would be kept under the
 	// key of others (replacing another report that has that key).
 	h := sha256.New()
-	var keep bytes.Buffer
-	limit := int64(sniffSize)
-	if rc.SignatureField != "" {
-		limit = rc.MaxSize
+	wantDoc = wantDoc && rc.SignatureField != ""
+	keep := proc.Head{Max: sniffSize}
+	if wantDoc {
+		keep.Max = int(min(rc.MaxSize, math.MaxInt))
 	}
-	dst := io.MultiWriter(h, &headWriter{buf: &keep, max: limit})
+	dst := io.MultiWriter(h, &keep)
 	var kept *os.File
 	if e.cfg.Reports != nil {
 		// Beside the report, in the run's folder, which only lazaret
@@ -96,13 +99,16 @@ func (e *Engine) keepReport(ctx context.Context, p string) (*scan.Report, map[st
 			"sandbox: the report grew as large as limits.file_size allows: it may have been cut short")
 	}
 	var doc map[string]any
-	if rc.SignatureField != "" {
+	if wantDoc {
 		// Not JSON, or not an object: no signatures from it.
 		_ = json.Unmarshal(keep.Bytes(), &doc)
 	}
 	ref := &scan.Report{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, ContentType: rc.ContentType}
 	if ref.ContentType == "" {
-		ref.ContentType = sniff(keep.Bytes())
+		// The first sniffSize bytes alone, whether or not the whole
+		// report was kept for its JSON.
+		b := keep.Bytes()
+		ref.ContentType = sniff(b[:min(len(b), sniffSize)])
 	}
 	if e.cfg.Reports == nil {
 		return nil, doc, nil
@@ -133,18 +139,4 @@ func sniff(head []byte) string {
 		}
 	}
 	return ct
-}
-
-// headWriter keeps the first max bytes written to it and discards the
-// rest.
-type headWriter struct {
-	buf *bytes.Buffer
-	max int64
-}
-
-func (w *headWriter) Write(p []byte) (int, error) {
-	if room := w.max - int64(w.buf.Len()); room > 0 {
-		w.buf.Write(p[:min(room, int64(len(p)))])
-	}
-	return len(p), nil
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,12 +159,7 @@ func (e *Engine) spec(w *workdir, name string) runSpec {
 		sample, report, tmp = e.sampleInside(), reportInside, "/tmp"
 	}
 	safe := proc.SafeArg(name)
-	r := strings.NewReplacer(PathPlaceholder, sample, NamePlaceholder, safe, ReportPlaceholder, report)
-	argv := make([]string, len(e.cfg.Command))
-	argv[0] = e.cfg.Command[0]
-	for i, a := range e.cfg.Command[1:] {
-		argv[i+1] = r.Replace(a)
-	}
+	argv := proc.Argv(e.cfg.Command, strings.NewReplacer(PathPlaceholder, sample, NamePlaceholder, safe, ReportPlaceholder, report))
 	// Config.Env may override HOME and TMPDIR (os/exec and bwrap keep
 	// the last of duplicates), not the engine's own variables.
 	env := []string{"PATH=" + sandboxPath, "LC_ALL=C", "HOME=" + tmp, "TMPDIR=" + tmp}
@@ -209,9 +203,9 @@ func (e *Engine) limitArgs() []string {
 }
 
 // status is what bwrap's --json-status-fd told, and the start wrapper's
-// mark.
+// mark. Each reader sets fields of its own, and the fields are read once
+// both readers are done.
 type status struct {
-	mu         sync.Mutex
 	started    bool
 	exited     bool
 	exitCode   int
@@ -222,9 +216,7 @@ type status struct {
 // readMark consumes the start wrapper's pipe until it ends.
 func (st *status) readMark(r io.Reader) {
 	b, _ := io.ReadAll(io.LimitReader(r, 16))
-	st.mu.Lock()
 	st.started = bytes.Contains(b, []byte("x"))
-	st.mu.Unlock()
 	io.Copy(io.Discard, r)
 }
 
@@ -240,15 +232,13 @@ func (st *status) readJSON(r io.Reader) {
 			io.Copy(io.Discard, r)
 			return
 		}
-		st.mu.Lock()
 		if m.ChildPID != nil {
 			st.childPID = *m.ChildPID
-			st.childStart, _ = procStart(st.childPID)
+			_, st.childStart, _ = procStat(st.childPID)
 		}
 		if m.ExitCode != nil {
 			st.exited, st.exitCode = true, *m.ExitCode
 		}
-		st.mu.Unlock()
 	}
 }
 
@@ -343,8 +333,6 @@ func (e *Engine) execute(ctx context.Context, rs runSpec) (outcome, error) {
 	drained := make(chan struct{})
 	go func() { wg.Wait(); close(drained) }()
 	proc.Drain(drained, drainTimeout, statusR, markR, outR, errR)
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	if bwrap && st.childPID > 0 && !waitGone(st.childPID, st.childStart, goneTimeout) {
 		e.logger.Error("sandbox still running after its bwrap was killed", "pid", st.childPID)
 		return outcome{}, scan.Errorf(scan.ReasonEngineError, "sandbox: the sandbox (pid %d) did not end after its bwrap was killed", st.childPID)
@@ -381,14 +369,9 @@ func (e *Engine) execute(ctx context.Context, rs runSpec) (outcome, error) {
 	return out, nil
 }
 
-// procStart returns a process's start time (in clock ticks since boot),
-// which tells it from a later process that got the same PID.
-func procStart(pid int) (uint64, bool) {
-	state, start, ok := procStat(pid)
-	return start, ok && state != 'Z'
-}
-
-// procStat reads a process's state and start time from /proc.
+// procStat reads a process's state and start time (in clock ticks since
+// boot, which tells it from a later process that got the same PID) from
+// /proc.
 func procStat(pid int) (state byte, start uint64, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -530,7 +513,7 @@ func (e *Engine) decide(ctx context.Context, out outcome, w *workdir) (scan.Resu
 			"sandbox: %s, neither 0 (clean) nor 1 (infected); %s", describeExit(out, bwrap), tails(out))
 	}
 	infected := out.code == 1
-	report, doc, rerr := e.keepReport(ctx, w.report)
+	report, doc, rerr := e.keepReport(ctx, w.report, infected)
 	var findings []scan.Finding
 	if infected {
 		findings = e.findings(doc, out.stdout)
@@ -568,15 +551,16 @@ func (e *Engine) findings(doc map[string]any, stdout *capture) []scan.Finding {
 	if len(names) == 0 {
 		names = append(names, stdout.firstLine())
 	}
-	var fs []scan.Finding
+	var sigs []string
 	for _, n := range names {
-		n = proc.SignatureName(n)
-		if n != "" && len(fs) < maxFindings && !slices.ContainsFunc(fs, func(f scan.Finding) bool { return f.Signature == n }) {
-			fs = append(fs, scan.Finding{Signature: n})
-		}
+		sigs = proc.AppendSignature(sigs, n)
 	}
-	if len(fs) == 0 {
-		fs = []scan.Finding{{Signature: "unknown"}}
+	if len(sigs) == 0 {
+		return []scan.Finding{{Signature: "unknown"}}
+	}
+	fs := make([]scan.Finding, len(sigs))
+	for i, n := range sigs {
+		fs[i] = scan.Finding{Signature: n}
 	}
 	return fs
 }
