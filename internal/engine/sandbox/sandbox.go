@@ -72,6 +72,7 @@ import (
 
 	"github.com/lazaret/lazaret/internal/engine/proc"
 	"github.com/lazaret/lazaret/internal/scan"
+	"github.com/lazaret/lazaret/internal/spool"
 )
 
 // Type is the engine type in configurations.
@@ -545,15 +546,9 @@ func (e *Engine) Version(ctx context.Context) (string, error) {
 func (e *Engine) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	f, err := os.CreateTemp("", "lazaret-probe-*")
-	if err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	w, err := e.prepare(ctx, scan.Sample{Name: "probe", Body: fileBody(f.Name())})
+	body := spool.Bytes(nil) // an empty sample, in a file if the run wants one
+	defer body.Close()
+	w, err := e.prepare(ctx, body.Sample("probe"))
 	if err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}
@@ -574,9 +569,3 @@ func (e *Engine) probe(ctx context.Context) error {
 	}
 	return nil
 }
-
-// fileBody is a scan.Body over a file that stays put.
-type fileBody string
-
-func (b fileBody) Open() (io.ReadCloser, error) { return os.Open(string(b)) }
-func (b fileBody) Path() (string, error)        { return string(b), nil }

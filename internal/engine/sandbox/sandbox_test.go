@@ -749,3 +749,25 @@ func TestVersion(t *testing.T) {
 		t.Errorf("ping: %v", err)
 	}
 }
+
+// TestProbeAsOwnUser: an engine that keeps lazaret's own user shows the
+// analyzer the sample in place (no private copy), New's probe included,
+// and the probe leaves nothing in the temp folder.
+func TestProbeAsOwnUser(t *testing.T) {
+	requireBwrap(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	cfg := testConfig(t, &memReports{})
+	cfg.User = strconv.Itoa(os.Geteuid())
+	e := newEngine(t, cfg)
+	if ents, _ := os.ReadDir(tmp); len(ents) > 0 {
+		var names []string
+		for _, de := range ents {
+			names = append(names, de.Name())
+		}
+		t.Errorf("left in the temp folder by New: %v", names)
+	}
+	if got := scanNorm(t.Context(), e, sample(t, "hello\n")); got.Verdict != scan.Clean {
+		t.Errorf("got verdict %s (%s), want clean", got.Verdict, got.Detail)
+	}
+}
