@@ -29,18 +29,18 @@ func Reports(cfg config.Config) (*blob.Dir, error) {
 	return nil, nil
 }
 
-// ReportPruneInterval is how often a running server prunes the sandbox
+// reportPruneInterval is how often a running server prunes the sandbox
 // engines' reports; their age limit is counted in days.
-const ReportPruneInterval = time.Hour
+const reportPruneInterval = time.Hour
 
 // PruneReports prunes the reports in d that are older than
 // keep_reports_for (0 keeps them, and only clears the leftovers of
-// interrupted writes) at once and then every ReportPruneInterval, until
+// interrupted writes) at once and then every reportPruneInterval, until
 // ctx ends. A report's age counts from the last time an analyzer wrote it:
 // the same report written again is kept again. Run it in its own
 // goroutine.
 func PruneReports(ctx context.Context, d *blob.Dir, cfg config.Config, log *slog.Logger) {
-	d.PruneEvery(ctx, blob.Retention{MaxAge: cfg.KeepReportsFor}, ReportPruneInterval, log)
+	d.PruneEvery(ctx, blob.Retention{MaxAge: cfg.KeepReportsFor}, reportPruneInterval, log)
 }
 
 // sandboxConfig maps a sandbox engine's configuration to the engine's.
