@@ -46,7 +46,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path"
 	"strings"
@@ -56,31 +55,23 @@ import (
 	"github.com/lazaret/lazaret/internal/bucket"
 	"github.com/lazaret/lazaret/internal/config"
 	"github.com/lazaret/lazaret/internal/objstore"
-	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/scan"
 	"github.com/lazaret/lazaret/internal/store"
 	"github.com/lazaret/lazaret/internal/worker"
 )
 
-// Scanner is the pipeline.
-type Scanner interface {
-	Scan(ctx context.Context, req pipeline.Request) (*scan.Job, error)
-}
+// Scanner is the pipeline. A sweep's jobs are run by a worker.Worker, so
+// the sweep needs of the pipeline, the store and the bucket what the
+// worker needs.
+type Scanner = worker.Scanner
 
 // Jobs is what a sweep needs of the store: the store the pipeline writes
 // to.
-type Jobs interface {
-	CreateJob(ctx context.Context, job *scan.Job) error
-	GetJob(ctx context.Context, id string) (*scan.Job, error)
-	UpdateJob(ctx context.Context, job *scan.Job, from scan.Status) error
-}
+type Jobs = worker.Jobs
 
 // Objects reads S3 objects and acts on their verdicts; *objstore.Store is
 // one.
-type Objects interface {
-	Open(ctx context.Context, bucket, key, versionID, etag string) (io.ReadCloser, objstore.Info, error)
-	Apply(ctx context.Context, bucket, key, versionID string, job *scan.Job) ([]string, error)
-}
+type Objects = worker.Objects
 
 // objectsConfig is the optional ability of an Objects (*objstore.Store
 // has it) to tell its effect settings, from which a sweep takes the status
