@@ -238,9 +238,7 @@ func openCache(dir string, o cacheOptions) (*cache, error) {
 	c.mu.Lock()
 	evicted := c.evictLocked(nil)
 	c.mu.Unlock()
-	if err := c.flush(evicted...); err != nil {
-		c.log.Warn("proxy cache write failed", "error", err.Error())
-	}
+	c.flushLogged(evicted...)
 	c.gauges()
 	return c, nil
 }
@@ -372,7 +370,7 @@ func (c *cache) writeIndex(key string, e *entry) error {
 }
 
 // flushLogged is flush for callers with no one to return an error to.
-func (c *cache) flushLogged(keys []string) {
+func (c *cache) flushLogged(keys ...string) {
 	if err := c.flush(keys...); err != nil {
 		c.log.Warn("proxy cache write failed", "error", err.Error())
 	}
@@ -391,7 +389,7 @@ func (c *cache) drop(key string) {
 		c.unlinkLocked(old.SHA256, old.URL)
 	}
 	c.mu.Unlock()
-	c.flushLogged([]string{key})
+	c.flushLogged(key)
 }
 
 // discard removes the body sum (corrupt, or gone from the folder) and
@@ -404,7 +402,7 @@ func (c *cache) discard(sum string) {
 		c.removeLocked(b)
 	}
 	c.mu.Unlock()
-	c.flushLogged(changed)
+	c.flushLogged(changed...)
 }
 
 // detachLocked stores the entries naming b without it, in memory, and
@@ -544,7 +542,7 @@ func (c *cache) acquire(sum string) (*blob, error) {
 			c.removeLocked(b)
 			c.mu.Unlock()
 			c.log.Warn("proxy cached body missing", "sha256", sum, "error", err.Error())
-			c.flushLogged(changed)
+			c.flushLogged(changed...)
 			return nil, fmt.Errorf("cache: %w", err)
 		}
 		b.f = f
@@ -588,7 +586,7 @@ func (c *cache) release(b *blob) {
 		evicted = c.evictLocked(nil)
 	}
 	c.mu.Unlock()
-	c.flushLogged(evicted)
+	c.flushLogged(evicted...)
 }
 
 // close closes the kept-open files; those in use close when released.
@@ -631,7 +629,6 @@ var (
 	errTruncated = errors.New("body is shorter than its Content-Length")
 )
 
-// countWriter counts what goes through it.
 // countWriter counts what goes to w, and refuses to write more than max
 // bytes: a rewritten page can be longer than the page read.
 type countWriter struct {
@@ -738,7 +735,7 @@ func (c *cache) unpin(b *blob) {
 		evicted = c.evictLocked(nil)
 	}
 	c.mu.Unlock()
-	c.flushLogged(evicted)
+	c.flushLogged(evicted...)
 }
 
 // writeAtomic writes b to name through a temporary file in tmp.

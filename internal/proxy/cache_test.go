@@ -528,7 +528,7 @@ func TestLateIndexWriteKeepsTheNewerEntry(t *testing.T) {
 	}
 	a2 := testenv.Deterministic("a, changed upstream", size)
 	storeBody(t, c, ua, a2)
-	c.flushLogged(changed) // the eviction's write, late
+	c.flushLogged(changed...) // the eviction's write, late
 	got, err := readEntry(c.indexPath(ua))
 	if err != nil || !got.Blob || got.SHA256 != sha(a2) {
 		t.Fatalf("index file of a: %+v, %v; want the new bytes %.8s", got, err, sha(a2))
