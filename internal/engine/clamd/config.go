@@ -111,11 +111,12 @@ func (cfg Config) validate() ([]address, error) {
 			errs = append(errs, fmt.Errorf("addresses[%d]: %w", i, err))
 			continue
 		}
-		if j, ok := seen[a.canonical()]; ok {
+		key := a.canonical()
+		if j, ok := seen[key]; ok {
 			errs = append(errs, fmt.Errorf("addresses[%d]: %q is listed twice: addresses[%d] %q is the same address", i, s, j, cfg.Addresses[j]))
 			continue
 		}
-		seen[a.canonical()] = i
+		seen[key] = i
 		addrs = append(addrs, a)
 	}
 	for _, d := range []struct {
