@@ -89,7 +89,7 @@ func run(ctx context.Context) error {
 		}
 		defer resp.Body.Close()
 		var job struct{ Verdict, Error string }
-		b, _ := io.ReadAll(resp.Body)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 		if err := json.Unmarshal(b, &job); err != nil || job.Verdict != "clean" {
 			return fmt.Errorf("lazaret answered %d %s", resp.StatusCode, b)
 		}
@@ -168,6 +168,10 @@ func run(ctx context.Context) error {
 	return tw.Flush()
 }
 
+// maxAnswer bounds what is read of a front-end's answer: a verdict is a
+// few hundred bytes.
+const maxAnswer = 1 << 20
+
 // cpuPerFile formats a contender's CPU per file: the client's, its own
 // server's (if it has one) and clamd's.
 func cpuPerFile(c *contender, own, files int, known bool) string {
@@ -206,7 +210,7 @@ func viaClamavREST(hc *http.Client, base string) func(context.Context, []byte) e
 		}
 		defer resp.Body.Close()
 		var res []struct{ Status string }
-		b, _ := io.ReadAll(resp.Body)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 		if err := json.Unmarshal(b, &res); err != nil || resp.StatusCode != http.StatusOK || len(res) != 1 || res[0].Status != "OK" {
 			return fmt.Errorf("clamav-rest answered %d %s", resp.StatusCode, b)
 		}

@@ -82,6 +82,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		concs = append(concs, c)
 	}
+	if *network != "tcp" && *network != "unix" {
+		return fmt.Errorf("-network: tcp or unix, got %q", *network)
+	}
 	clamdPID := 0 // known when this program started clamd
 	if *addr == "" {
 		if testenv.ClamdBinary() == "" {
@@ -93,12 +96,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer c.Stop()
 		*addr, clamdPID = c.TCP, c.PID()
-		switch *network {
-		case "tcp":
-		case "unix":
+		if *network == "unix" {
 			*addr = c.Unix
-		default:
-			return fmt.Errorf("-network: tcp or unix, got %q", *network)
 		}
 	}
 
