@@ -286,7 +286,7 @@ func (e *Engine) passable(b *backend, s scan.Sample) []byte {
 // c next.
 func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bool, passed []byte) (scan.Result, connState, error) {
 	var body io.ReadCloser
-	var answered bool // clamd replied to this command
+	var done bool // clamd is known to be done with this command's sample
 	if passed == nil {
 		var err error
 		if body, err = s.Body.Open(); err != nil {
@@ -309,17 +309,20 @@ func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bo
 	var sent int64
 	var readErr, writeErr error
 	if passed != nil {
-		var mf int
+		var mf memfd
 		mf, sent, readErr, writeErr = e.sendFD(c, passed)
-		if mf >= 0 {
+		if mf.fd >= 0 {
 			defer func() {
-				// Only once clamd answered this very command is it done
-				// with the file; otherwise it might still read it, and a
-				// rewrite for another sample would change what it scans.
-				if answered {
+				// Only a clean answer to this very command says that
+				// clamd is done with the file. After a FOUND it may still
+				// read on (AllMatchScanning sends one line a signature),
+				// and a rewrite for another sample would change what it
+				// scans, so that file, like one clamd never answered
+				// for, is closed rather than kept.
+				if done {
 					e.memfds.put(mf)
 				} else {
-					closeFD(mf)
+					e.memfds.drop(mf)
 				}
 			}()
 		}
@@ -369,8 +372,8 @@ func (e *Engine) instream(ctx context.Context, c *conn, s scan.Sample, reused bo
 		line = rest
 		c.nextID++
 	}
-	answered = rerr == nil
 	res, err := ParseReply(line)
+	done = rerr == nil && err == nil && res.Verdict == scan.Clean
 	switch {
 	case err != nil:
 		// Not a reply clamd gives on a healthy session; after an ERROR
@@ -440,18 +443,18 @@ func (e *Engine) send(c *conn, body io.Reader) (sent int64, readErr, writeErr er
 // sendFD writes zFILDES (and IDSESSION, the first time on a session),
 // then one byte carrying a descriptor of an in-memory file holding data:
 // clamd reads the command, then expects the descriptor in a message of
-// its own. It returns the file (-1 if none was made), which the caller
-// gives back to e.memfds once clamd answered, else closes. readErr
+// its own. It returns the file (fd -1 if none was made), which the
+// caller gives back to e.memfds with put or drop. readErr
 // reports a file that could not be made (nothing was sent); writeErr a
 // failed write.
-func (e *Engine) sendFD(c *conn, data []byte) (mf int, sent int64, readErr, writeErr error) {
+func (e *Engine) sendFD(c *conn, data []byte) (mf memfd, sent int64, readErr, writeErr error) {
 	uc, ok := c.nc.(*net.UnixConn)
 	if !ok {
-		return -1, 0, fmt.Errorf("zFILDES needs a unix socket, not %T", c.nc), nil
+		return memfd{fd: -1}, 0, fmt.Errorf("zFILDES needs a unix socket, not %T", c.nc), nil
 	}
 	mf, err := e.memfds.get(data)
 	if err != nil {
-		return -1, 0, err, nil
+		return mf, 0, err, nil
 	}
 	cmd := cmdFildes
 	if c.session && !c.started {
@@ -461,7 +464,7 @@ func (e *Engine) sendFD(c *conn, data []byte) (mf int, sent int64, readErr, writ
 	if _, err := io.WriteString(uc, cmd); err != nil {
 		return mf, 0, nil, err
 	}
-	if _, _, err := uc.WriteMsgUnix([]byte{0}, rights(mf), nil); err != nil {
+	if _, _, err := uc.WriteMsgUnix([]byte{0}, rights(mf.fd), nil); err != nil {
 		return mf, 0, nil, err
 	}
 	e.fdScans.Add(1)

@@ -19,11 +19,15 @@ func newMemfd() (int, error) {
 	return fd, nil
 }
 
-// fillFD makes the file fd hold exactly data: cut to its length (which
-// also frees the pages a larger sample left), then written from the start.
-func fillFD(fd int, data []byte) error {
-	if err := unix.Ftruncate(fd, int64(len(data))); err != nil {
-		return fmt.Errorf("memfd truncate: %w", err)
+// fillFD makes the file fd, which holds size bytes, hold exactly data:
+// cut to its length first when data is shorter (which also frees the
+// pages a larger sample left), then written from the start. A file that
+// is as long or longer needs no cut, and one system call less.
+func fillFD(fd, size int, data []byte) error {
+	if len(data) < size {
+		if err := unix.Ftruncate(fd, int64(len(data))); err != nil {
+			return fmt.Errorf("memfd truncate: %w", err)
+		}
 	}
 	for off := 0; off < len(data); {
 		n, err := unix.Pwrite(fd, data[off:], int64(off))

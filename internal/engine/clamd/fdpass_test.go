@@ -7,11 +7,13 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lazaret/lazaret/internal/scan"
 	"github.com/lazaret/lazaret/internal/spool"
 	"github.com/lazaret/lazaret/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // TestScanFDPass: on a unix socket, samples held in memory go to a real
@@ -44,9 +46,17 @@ func TestScanFDPass(t *testing.T) {
 			if got, want := e.fdScans.Load(), int64(2*len(samples)); got != want {
 				t.Errorf("scans passed as descriptors: got %d, want %d", got, want)
 			}
-			// One scan at a time: one in-memory file, rewritten.
-			if made := e.memfds.made; made != 1 {
-				t.Errorf("in-memory files made: got %d, want 1 reused", made)
+			// One scan at a time: one in-memory file, rewritten after
+			// each clean answer; after a FOUND clamd may read on, so
+			// each infected sample's file is closed and a new one made.
+			infected := 0
+			for _, s := range samples {
+				if s.want == scan.Infected {
+					infected += 2
+				}
+			}
+			if made := e.memfds.made; made != 1+infected {
+				t.Errorf("in-memory files made: got %d, want %d (1 reused, and one per infected scan)", made, 1+infected)
 			}
 		})
 	}
@@ -109,6 +119,7 @@ func TestScanFDPassConcurrent(t *testing.T) {
 	c := testenv.StartClamd(t, testenv.ClamdOptions{})
 	e := newEngine(t, Config{Addresses: []string{c.Unix}, MaxConns: 4})
 	var wg sync.WaitGroup
+	var infected atomic.Int64
 	errs := make(chan string, 8*40)
 	for w := range 8 {
 		wg.Go(func() {
@@ -116,6 +127,7 @@ func TestScanFDPassConcurrent(t *testing.T) {
 				data, want := randomBytes(4096+i*64), scan.Clean
 				if (w+i)%3 == 0 {
 					data, want = testenv.EICAR, scan.Infected
+					infected.Add(1)
 				}
 				if got := scanBytes(t, e, data); got.Verdict != want {
 					errs <- fmt.Sprintf("worker %d scan %d: got %s (%s), want %s", w, i, got.Verdict, got.Detail, want)
@@ -128,7 +140,60 @@ func TestScanFDPassConcurrent(t *testing.T) {
 	for msg := range errs {
 		t.Error(msg)
 	}
-	if made, n := e.memfds.made, e.fdScans.Load(); made > 4+1 || n != 8*40 {
-		t.Errorf("made %d in-memory files for %d scans; want at most one per connection", made, n)
+	if made, n, inf := e.memfds.made, e.fdScans.Load(), int(infected.Load()); made > 4+1+inf || n != 8*40 {
+		t.Errorf("made %d in-memory files for %d scans, %d infected; want at most one per connection and one per infected scan", made, n, inf)
+	}
+}
+
+// TestScanFDPassFoundNotKept: only a clean answer says clamd is done with
+// a file. After a FOUND it may still read it (with AllMatchScanning it
+// answers one line per signature), so that file must not go back to the
+// pool to be rewritten with the next sample under clamd's eyes.
+func TestScanFDPassFoundNotKept(t *testing.T) {
+	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	e := newEngine(t, Config{Addresses: []string{c.Unix}})
+	for _, s := range []struct {
+		name string
+		data []byte
+		want scan.Verdict
+		kept int
+	}{
+		{"clean", randomBytes(1000), scan.Clean, 1},
+		{"infected", testenv.EICAR, scan.Infected, 0},
+		{"clean again", randomBytes(500), scan.Clean, 1},
+	} {
+		if got := scanBytes(t, e, s.data); got.Verdict != s.want {
+			t.Fatalf("%s: got %s (%s), want %s", s.name, got.Verdict, got.Detail, s.want)
+		}
+		if n := len(e.memfds.free); n != s.kept {
+			t.Errorf("after the %s scan: %d in-memory files kept, want %d", s.name, n, s.kept)
+		}
+	}
+}
+
+// TestFillFD: a kept file rewritten with a shorter, an equal and a longer
+// sample holds exactly each one.
+func TestFillFD(t *testing.T) {
+	var p fdPool
+	p.max = 1
+	defer p.close()
+	for _, n := range []int{100, 10, 10, 50, 0, 4096} {
+		data := randomBytes(n)
+		f, err := p.get(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, n+1)
+		m, err := unix.Pread(f.fd, got, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[:m], data) {
+			t.Errorf("after writing %d bytes the file holds %d bytes, not the same", n, m)
+		}
+		p.put(f)
+	}
+	if p.made != 1 {
+		t.Errorf("files made: %d, want 1", p.made)
 	}
 }
