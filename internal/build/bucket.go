@@ -10,6 +10,7 @@ import (
 	"github.com/lazaret/lazaret/internal/notify"
 	"github.com/lazaret/lazaret/internal/objstore"
 	"github.com/lazaret/lazaret/internal/outbox"
+	"github.com/lazaret/lazaret/internal/redact"
 	"github.com/lazaret/lazaret/internal/scan"
 )
 
@@ -86,7 +87,7 @@ func NewNotifier(cfg config.Config, log *slog.Logger) (*Notifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("notify.webhooks[%d]: %w", i, err)
 		}
-		n.hooks = append(n.hooks, hook{name: fmt.Sprintf("webhook[%d] %s", i, notify.RedactURL(wc.URL.Reveal())),
+		n.hooks = append(n.hooks, hook{name: fmt.Sprintf("webhook[%d] %s", i, redact.URL(wc.URL.Reveal())),
 			url: wc.URL.Reveal(), reportClean: wc.ReportClean, w: w})
 	}
 	if a := cfg.Notify.AMQP; a != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/lazaret/lazaret/internal/redact"
 )
 
 // Results are also published to brokers, on the routing key / subject
@@ -54,7 +56,7 @@ func (p *AMQPPublisher) channel() (*amqp.Channel, error) {
 	p.closeLocked()
 	conn, err := amqp.DialConfig(p.url, amqp.Config{Heartbeat: 10 * time.Second, Properties: amqp.Table{"connection_name": "lazaret-results"}})
 	if err != nil {
-		return nil, fmt.Errorf("notify: amqp: dial %s: %w", RedactURL(p.url), err)
+		return nil, fmt.Errorf("notify: amqp: dial %s: %w", redact.URL(p.url), err)
 	}
 	ch, err := conn.Channel()
 	if err == nil {
@@ -124,7 +126,7 @@ type NATSPublisher struct {
 func NewNATSPublisher(rawURL string) (*NATSPublisher, error) {
 	nc, err := nats.Connect(rawURL, nats.Name("lazaret-results"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 	if err != nil {
-		return nil, fmt.Errorf("notify: nats: connect %s: %w", RedactURL(rawURL), err)
+		return nil, fmt.Errorf("notify: nats: connect %s: %w", redact.URLs(rawURL), err)
 	}
 	return &NATSPublisher{nc: nc}, nil
 }

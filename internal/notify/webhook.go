@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lazaret/lazaret/internal/redact"
 )
 
 // Defaults for WebhookConfig.
@@ -156,10 +158,10 @@ func (w *Webhook) Deliver(ctx context.Context, d Delivery) error {
 	u, err := url.Parse(d.URL)
 	if err != nil {
 		// url.Parse's error quotes the URL, credentials and all.
-		return &DeliveryError{ID: d.ID, URL: "<unparsable URL>", Permanent: true, Err: errors.New("invalid URL")}
+		return &DeliveryError{ID: d.ID, URL: redact.Unparseable, Permanent: true, Err: errors.New("invalid URL")}
 	}
 	fail := func(e *DeliveryError) *DeliveryError {
-		e.ID, e.URL = d.ID, redact(u)
+		e.ID, e.URL = d.ID, redact.Parsed(u)
 		return e
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
@@ -292,32 +294,4 @@ func RetryAfterOf(err error) time.Duration {
 		return de.RetryAfter
 	}
 	return 0
-}
-
-// redact returns u without its user info and with query values replaced,
-// both being where webhook URLs carry tokens.
-func redact(u *url.URL) string {
-	r := *u
-	if r.User != nil {
-		r.User = url.User("REDACTED")
-	}
-	if r.RawQuery != "" {
-		q := r.Query()
-		for k := range q {
-			q[k] = []string{"REDACTED"}
-		}
-		r.RawQuery = q.Encode()
-	}
-	r.Fragment, r.RawFragment = "", ""
-	return r.String()
-}
-
-// RedactURL returns raw with credentials and query values hidden, for logs
-// and errors. An unparsable URL is hidden whole.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparsable URL>"
-	}
-	return redact(u)
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+
+	"github.com/lazaret/lazaret/internal/redact"
 )
 
 // What Apply does with an infected object.
@@ -159,7 +161,7 @@ func (c Config) endpoint() (host string, secure bool, err error) {
 	// S3 clients address buckets below the root; a path here would be
 	// silently ignored, so refuse it rather than surprise.
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return "", false, fmt.Errorf("endpoint: %q: only scheme://host[:port] is allowed", u.Redacted())
+		return "", false, fmt.Errorf("endpoint: %q: only scheme://host[:port] is allowed", redact.URL(c.Endpoint))
 	}
 	return u.Host, secure, nil
 }
