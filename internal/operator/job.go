@@ -5,6 +5,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -161,7 +162,9 @@ func buildJob(vs *v1beta1.VirusScan, opts *Options) *batchv1.Job {
 		},
 	}
 	if opts.ActiveDeadline > 0 {
-		job.Spec.ActiveDeadlineSeconds = ptr.To(int64(opts.ActiveDeadline.Seconds()))
+		// Rounded up: a bound under a second is one second, never the
+		// 0 the API server refuses.
+		job.Spec.ActiveDeadlineSeconds = ptr.To(int64((opts.ActiveDeadline + time.Second - 1) / time.Second))
 	}
 	return job
 }

@@ -83,6 +83,11 @@ const (
 	DefaultImage       = "ghcr.io/lazaret/lazaret:latest"
 	DefaultAgentRole   = "lazaret-agent"
 	DefaultHistorySize = 5
+	// DefaultActiveDeadline bounds a scan Job's run time unless
+	// Options.ActiveDeadline says otherwise: a hung scan is stopped and
+	// its VirusScan fails (reason DeadlineExceeded) instead of staying
+	// Running for ever.
+	DefaultActiveDeadline = 24 * time.Hour
 )
 
 // Options configure the operator.
@@ -113,7 +118,11 @@ type Options struct {
 	// VirusScan and write its status (deploy/operator/rbac.yaml), bound
 	// to ServiceAccount when that is set.
 	AgentRole string
-	// ActiveDeadline bounds a scan Job's run time; 0 is no bound.
+	// ActiveDeadline bounds a scan Job's run time (its
+	// activeDeadlineSeconds, rounded up to whole seconds): a Job past it
+	// is stopped by Kubernetes and its VirusScan ends Failed with reason
+	// DeadlineExceeded. DefaultActiveDeadline when 0; negative is no
+	// bound.
 	ActiveDeadline time.Duration
 	// ReportGrace is how long a Job may be complete without a report
 	// before the scan is marked failed (the report and the Job's status
@@ -140,6 +149,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.AgentRole == "" {
 		o.AgentRole = DefaultAgentRole
+	}
+	if o.ActiveDeadline == 0 {
+		o.ActiveDeadline = DefaultActiveDeadline
 	}
 	if o.ReportGrace == 0 {
 		o.ReportGrace = 2 * time.Minute
@@ -244,6 +256,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	svs := &scheduledReconciler{
 		client: mgr.GetClient(),
+		api:    mgr.GetAPIReader(),
 		events: mgr.GetEventRecorder("lazaret-operator"),
 		opts:   opts,
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/robfig/cron/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/lazaret/lazaret/internal/operator/v1beta1"
 	"github.com/lazaret/lazaret/internal/scan"
@@ -75,6 +77,39 @@ func TestNames(t *testing.T) {
 	if got := ScanName(strings.Repeat("b", 253), time.Unix(1764000000, 0)); len(got) != 253 || !strings.HasSuffix(got, "-1764000000") {
 		t.Errorf("ScanName of a long name: got %d characters", len(got))
 	}
+}
+
+// A scan Job is bounded by default; a negative ActiveDeadline (what
+// --active-deadline 0 becomes) is no bound.
+func TestJobActiveDeadline(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		deadline time.Duration
+		want     *int64 // activeDeadlineSeconds
+	}{
+		{"default", 0, ptr.To[int64](24 * 60 * 60)},
+		{"no bound", -1, nil},
+		{"whole seconds", 90 * time.Minute, ptr.To[int64](5400)},
+		{"rounded up", 1500 * time.Millisecond, ptr.To[int64](2)},
+		{"under a second", time.Millisecond, ptr.To[int64](1)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Options{ActiveDeadline: tt.deadline}
+			opts.setDefaults()
+			vs := &v1beta1.VirusScan{ObjectMeta: metav1.ObjectMeta{Name: "vs", Namespace: "ns", UID: "0f1e2d3c"}}
+			got := buildJob(vs, &opts).Spec.ActiveDeadlineSeconds
+			if (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
+				t.Errorf("activeDeadlineSeconds: got %v, want %v", ptrString(got), ptrString(tt.want))
+			}
+		})
+	}
+}
+
+func ptrString(p *int64) string {
+	if p == nil {
+		return "none"
+	}
+	return strconv.FormatInt(*p, 10)
 }
 
 // results are the JSON lines `lazaret scan --json` prints.

@@ -376,11 +376,43 @@ func (cl *cluster) finishJob(t *testing.T, job *batchv1.Job, succeeded bool) {
 			}
 		} else {
 			cur.Status.Failed = 3
-			cur.Status.Conditions = []batchv1.JobCondition{
-				{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastProbeTime: now, LastTransitionTime: now},
-				{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastProbeTime: now, LastTransitionTime: now},
-			}
+			cur.Status.Conditions = failedConditions(batchv1.JobReasonBackoffLimitExceeded, "Job has reached the specified backoff limit", now)
 		}
+		return cl.c.Status().Update(ctx, &cur)
+	})
+}
+
+// failedConditions are a failed Job's conditions: FailureTarget, then
+// Failed, with the same reason, as the Job controller sets them.
+func failedConditions(reason, msg string, now metav1.Time) []batchv1.JobCondition {
+	return []batchv1.JobCondition{
+		{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastProbeTime: now, LastTransitionTime: now},
+		{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastProbeTime: now, LastTransitionTime: now},
+	}
+}
+
+// expireJob sets a Job's status as the Job controller does when the Job
+// ran past its activeDeadlineSeconds: its pod killed, then Failed with
+// reason DeadlineExceeded. (No controller manager runs here to do it.)
+func (cl *cluster) expireJob(t *testing.T, job *batchv1.Job) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, 10*time.Second, "job status set", func() error {
+		var cur batchv1.Job
+		if err := cl.c.Get(ctx, client.ObjectKeyFromObject(job), &cur); err != nil {
+			return err
+		}
+		if cur.Spec.ActiveDeadlineSeconds == nil {
+			return errors.New("the job has no activeDeadlineSeconds")
+		}
+		now := metav1.Now()
+		if cur.Status.StartTime == nil { // immutable once set
+			start := metav1.NewTime(now.Add(-time.Duration(*cur.Spec.ActiveDeadlineSeconds) * time.Second))
+			cur.Status.StartTime = &start
+		}
+		cur.Status.Active = 0
+		cur.Status.Failed = 1
+		cur.Status.Conditions = failedConditions(batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline", now)
 		return cl.c.Status().Update(ctx, &cur)
 	})
 }
@@ -584,6 +616,10 @@ func TestVirusScanCreatesOneJob(t *testing.T) {
 	if ctr.Image != "lazaret:test" || pod.ServiceAccountName != job.Name || pod.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("image %q, service account %q, restart policy %q", ctr.Image, pod.ServiceAccountName, pod.RestartPolicy)
 	}
+	// Bounded by default: a hung scan does not run for ever.
+	if d := job.Spec.ActiveDeadlineSeconds; d == nil || *d != 24*60*60 {
+		t.Errorf("activeDeadlineSeconds: got %v, want 24 hours", d)
+	}
 	env := map[string]corev1.EnvVar{}
 	for _, e := range ctr.Env {
 		env[e.Name] = e
@@ -755,7 +791,10 @@ func TestVirusScanFailsClosed(t *testing.T) {
 	cl := newCluster(t)
 	ctx := context.Background()
 	ns := cl.namespace(t)
-	cl.startOperator(t, ns, func(o *operator.Options) { o.ReportGrace = time.Second })
+	cl.startOperator(t, ns, func(o *operator.Options) {
+		o.ReportGrace = time.Second
+		o.ActiveDeadline = 2 * time.Second
+	})
 
 	t.Run("unscannable target", func(t *testing.T) {
 		clean := scanDir(t, false)
@@ -794,6 +833,28 @@ func TestVirusScanFailsClosed(t *testing.T) {
 		}
 		if !strings.HasPrefix(got.Status.Summary, "Failed (scan job ") {
 			t.Errorf("summary: got %q", got.Status.Summary)
+		}
+	})
+	t.Run("job past its deadline", func(t *testing.T) {
+		vs := hostPathScan(ns, "deadline", "/nonexistent")
+		if err := cl.c.Create(ctx, vs); err != nil {
+			t.Fatal(err)
+		}
+		job := cl.waitJob(t, ns, vs.Name)
+		if d := job.Spec.ActiveDeadlineSeconds; d == nil || *d != 2 {
+			t.Fatalf("activeDeadlineSeconds: got %v, want 2 (the operator's ActiveDeadline)", d)
+		}
+		cl.expireJob(t, job)
+		got := cl.waitPhase(t, ns, vs.Name, v1beta1.VirusScanPhaseFailed)
+		c := got.Status.Conditions[v1beta1.VirusScanConditionTypeCompleted]
+		if c.Status != corev1.ConditionTrue || c.Reason != "DeadlineExceeded" || !strings.Contains(c.Message, "ran past its deadline of 2s") {
+			t.Errorf("Completed: got %+v, want True, reason DeadlineExceeded and a message naming the 2s deadline", c)
+		}
+		if p := got.Status.Condition(v1beta1.VirusScanConditionTypePositive); p != corev1.ConditionUnknown {
+			t.Errorf("Positive: got %s, want Unknown", p)
+		}
+		if want := "Failed (scan job " + job.Name + " ran past its deadline of 2s"; !strings.HasPrefix(got.Status.Summary, want) {
+			t.Errorf("summary: got %q, want it to start %q", got.Status.Summary, want)
 		}
 	})
 	t.Run("job complete without report", func(t *testing.T) {
@@ -977,6 +1038,125 @@ func TestScheduledVirusScan(t *testing.T) {
 	if err := cl.c.Delete(ctx, svs); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// An operator that stopped between creating a schedule time's VirusScan
+// and recording it finds that VirusScan on restart and records it, UID
+// included; a VirusScan of that name that is not the schedule's is not
+// claimed.
+func TestScheduledVirusScanAfterRestart(t *testing.T) {
+	cl := newCluster(t)
+	ctx := context.Background()
+	ns := cl.namespace(t)
+
+	create := func(name string) (*v1beta1.ScheduledVirusScan, time.Time) {
+		t.Helper()
+		svs := &v1beta1.ScheduledVirusScan{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1beta1.ScheduledVirusScanSpec{
+				Schedule: "@every 1h",
+				Template: v1beta1.VirusScanTemplate{Spec: hostPathScan(ns, "", "/srv").Spec},
+			},
+		}
+		if err := cl.c.Create(ctx, svs); err != nil {
+			t.Fatal(err)
+		}
+		// "@every 1h" counts from the creation (whole seconds): the
+		// first time is an hour after it.
+		return svs, svs.CreationTimestamp.Add(time.Hour).UTC()
+	}
+	svs, due := create("restarted")
+	taken, takenDue := create("taken")
+	foreign := hostPathScan(ns, operator.ScanName(taken.Name, takenDue), "/srv")
+	if err := cl.c.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	// A clock 90 minutes after the creations: one time due for each
+	// schedule, the same in every run of the operator.
+	now := svs.CreationTimestamp.Add(90 * time.Minute)
+	clock := func(o *operator.Options) { o.Now = func() time.Time { return now } }
+
+	// recorded waits until the schedule's status names its VirusScan
+	// for the due time and returns the status.
+	recorded := func(t *testing.T) v1beta1.ScheduledVirusScanStatus {
+		t.Helper()
+		var got v1beta1.ScheduledVirusScan
+		eventually(t, 30*time.Second, "the status records the scan", func() error {
+			if err := cl.c.Get(ctx, client.ObjectKeyFromObject(svs), &got); err != nil {
+				return err
+			}
+			st := got.Status
+			if st.LastScheduledScan == nil || st.LastScheduledTime == nil {
+				return fmt.Errorf("status %+v", st)
+			}
+			if !st.LastScheduledTime.Equal(&metav1.Time{Time: due}) || st.LastScheduledScan.Name != operator.ScanName(svs.Name, due) {
+				return fmt.Errorf("status names %s at %s, want %s at %s", st.LastScheduledScan.Name, st.LastScheduledTime, operator.ScanName(svs.Name, due), due)
+			}
+			return nil
+		})
+		return got.Status
+	}
+
+	stop := cl.startOperator(t, ns, clock)
+	first := recorded(t)
+	var vs v1beta1.VirusScan
+	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: first.LastScheduledScan.Name}, &vs); err != nil {
+		t.Fatal(err)
+	}
+	if first.LastScheduledScan.UID != vs.UID {
+		t.Errorf("first run: status UID %q, want the VirusScan's %q", first.LastScheduledScan.UID, vs.UID)
+	}
+
+	t.Run("name taken", func(t *testing.T) {
+		eventually(t, 30*time.Second, "a warning event on the schedule", func() error {
+			var evs eventsv1.EventList
+			if err := cl.c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+				return err
+			}
+			for _, e := range evs.Items {
+				if e.Regarding.Name == taken.Name && e.Reason == "ScanConflict" && e.Type == corev1.EventTypeWarning {
+					return nil
+				}
+			}
+			return fmt.Errorf("%d events, none ScanConflict on %s", len(evs.Items), taken.Name)
+		})
+		var got v1beta1.ScheduledVirusScan
+		if err := cl.c.Get(ctx, client.ObjectKeyFromObject(taken), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.LastScheduledScan != nil || got.Status.LastScheduledTime != nil {
+			t.Errorf("status: got %+v, want nothing recorded (the VirusScan there is not the schedule's)", got.Status)
+		}
+		var cur v1beta1.VirusScan
+		if err := cl.c.Get(ctx, client.ObjectKeyFromObject(foreign), &cur); err != nil {
+			t.Fatal(err)
+		}
+		if len(cur.OwnerReferences) != 0 || cur.Labels[operator.LabelScheduledBy] != "" {
+			t.Errorf("the other VirusScan: owners %+v, labels %v; want it untouched", cur.OwnerReferences, cur.Labels)
+		}
+	})
+
+	t.Run("restart before the status", func(t *testing.T) {
+		// The operator stops after creating the VirusScan and before
+		// recording it: the next one's create answers AlreadyExists.
+		stop()
+		if err := cl.c.Status().Patch(ctx, svs, client.RawPatch(types.MergePatchType,
+			[]byte(`{"status":{"lastScheduledScan":null,"lastScheduledTime":null}}`))); err != nil {
+			t.Fatal(err)
+		}
+		cl.startOperator(t, ns, clock)
+		got := recorded(t)
+		if got.LastScheduledScan.UID != vs.UID {
+			t.Errorf("after restart: status UID %q, want the VirusScan's %q", got.LastScheduledScan.UID, vs.UID)
+		}
+		var list v1beta1.VirusScanList
+		if err := cl.c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{operator.LabelScheduledBy: svs.Name}); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 1 || list.Items[0].UID != vs.UID {
+			t.Errorf("after restart: got %d VirusScans of the schedule, want the one %s", len(list.Items), vs.UID)
+		}
+	})
 }
 
 // Names longer than a label value's 63 characters (VirusScans and

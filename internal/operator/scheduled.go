@@ -32,6 +32,9 @@ const maxMissedRuns = 100_000
 // VirusScan there instead of making a second one.
 type scheduledReconciler struct {
 	client client.Client
+	// api reads past the cache, for the VirusScan a create was refused
+	// because it exists: the cache may not hold it yet.
+	api    client.Reader
 	events events.EventRecorder
 	opts   Options
 }
@@ -153,7 +156,25 @@ func (r *scheduledReconciler) createScan(ctx context.Context, svs *v1beta1.Sched
 	}
 	switch err := r.client.Create(ctx, vs); {
 	case apierrors.IsAlreadyExists(err):
-		// This time was run before a restart: nothing to make.
+		// This time was run before a restart: nothing to make, but the
+		// status refers to the VirusScan there, UID included, and only
+		// if it is this schedule's.
+		key := client.ObjectKeyFromObject(vs)
+		vs = &v1beta1.VirusScan{}
+		if err := r.api.Get(ctx, key, vs); err != nil {
+			// Gone again (pruned, deleted) or unreadable: the retry
+			// makes it or finds it.
+			return fmt.Errorf("scheduledvirusscan %s/%s: read virusscan %s: %w", svs.Namespace, svs.Name, key.Name, err)
+		}
+		if !metav1.IsControlledBy(vs, svs) {
+			// Someone else's VirusScan has this time's name: it is
+			// neither claimed nor recorded, and this time is skipped
+			// (status unchanged; the next time has another name).
+			r.opts.Logger.Warn("virusscan name taken", "namespace", svs.Namespace, "scheduledvirusscan", svs.Name, "virusscan", vs.Name, "time", due)
+			r.events.Eventf(svs, vs, corev1.EventTypeWarning, "ScanConflict", "CreateVirusScan",
+				"VirusScan %s exists and is not controlled by this ScheduledVirusScan; schedule time %s skipped", vs.Name, due.Format(time.RFC3339))
+			return nil
+		}
 	case err != nil:
 		return fmt.Errorf("scheduledvirusscan %s/%s: create virusscan: %w", svs.Namespace, svs.Name, err)
 	default:

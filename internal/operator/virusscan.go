@@ -106,8 +106,13 @@ func (r *virusScanReconciler) reconcile(ctx context.Context, vs *v1beta1.VirusSc
 		if done, err := r.freshReport(ctx, vs, now); done || err != nil {
 			return reconcile.Result{}, err
 		}
-		r.finish(vs, now, v1beta1.VirusScanPhaseFailed, corev1.ConditionUnknown, "JobFailed",
-			fmt.Sprintf("scan job %s failed: %s: %s", name, c.Reason, c.Message))
+		reason, msg := "JobFailed", fmt.Sprintf("scan job %s failed: %s: %s", name, c.Reason, c.Message)
+		if c.Reason == batchv1.JobReasonDeadlineExceeded {
+			// A hung scan, or one too big for the operator's
+			// --active-deadline: stopped, its files not all scanned.
+			reason, msg = "DeadlineExceeded", fmt.Sprintf("scan job %s ran past its deadline%s (lazaret-operator --active-deadline) and was stopped", name, jobDeadline(&job))
+		}
+		r.finish(vs, now, v1beta1.VirusScanPhaseFailed, corev1.ConditionUnknown, reason, msg)
 		r.events.Eventf(vs, &job, corev1.EventTypeWarning, "ScanFailed", "Scan", "scan job %s failed: %s", name, c.Reason)
 		return reconcile.Result{}, nil
 	}
@@ -248,6 +253,14 @@ func (r *virusScanReconciler) scheduled(vs *v1beta1.VirusScan, job *batchv1.Job,
 		APIVersion: "batch/v1", Kind: "Job", Namespace: job.Namespace, Name: job.Name, UID: job.UID,
 	}
 	setCondition(&vs.Status, v1beta1.VirusScanConditionTypeScheduled, corev1.ConditionTrue, "JobCreated", "scan job "+job.Name, now)
+}
+
+// jobDeadline is " of D" for a Job with an active deadline of D, else "".
+func jobDeadline(job *batchv1.Job) string {
+	if s := job.Spec.ActiveDeadlineSeconds; s != nil {
+		return " of " + (time.Duration(*s) * time.Second).String()
+	}
+	return ""
 }
 
 // finishFromReport sets the final phase from the agent's report.

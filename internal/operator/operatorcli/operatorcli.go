@@ -74,7 +74,7 @@ type runCmd struct {
 	ServerTokenSecret string        `name:"server-token-secret" placeholder:"SECRET" help:"Secret in each VirusScan's namespace whose 'token' key is the server's API token."`
 	ServiceAccount    string        `name:"service-account" placeholder:"NAME" help:"One service account for the scan Jobs of every VirusScan naming none, created with its role binding; it may report for any VirusScan of its namespace (default: an account per scan that may report only for its own)."`
 	AgentRole         string        `name:"agent-role" placeholder:"CLUSTERROLE" help:"ClusterRole bound to the --service-account (default lazaret-agent)."`
-	ActiveDeadline    time.Duration `name:"active-deadline" placeholder:"DUR" help:"Bound on a scan Job's run time (default none)."`
+	ActiveDeadline    time.Duration `name:"active-deadline" placeholder:"DUR" default:"24h" help:"Bound on a scan Job's run time; a Job past it is stopped and its VirusScan fails with reason DeadlineExceeded (default ${default}; 0: no bound)."`
 	LeaderElect       bool          `name:"leader-elect" help:"Elect a leader among replicas."`
 	LeaderNamespace   string        `name:"leader-election-namespace" placeholder:"NS" help:"Namespace of the leader lease (default: the pod's)."`
 	MetricsListen     string        `name:"metrics-listen" placeholder:"ADDR" help:"Serve Prometheus metrics here (default: off)."`
@@ -86,11 +86,32 @@ func (c *runCmd) run(ctx context.Context, configPath string, env cli.Env) int {
 	if err != nil {
 		return errorf(env, err)
 	}
+	opts, err := c.options(env)
+	if err != nil {
+		return errorf(env, err)
+	}
 	rc, err := kubeConfig(c.Kubeconfig, env)
 	if err != nil {
 		return errorf(env, err)
 	}
-	opts := operator.Options{
+	opts.Logger = cli.NewLogger(cfg, env.Stderr)
+	operator.SetProcessLoggers(opts.Logger)
+	if err := operator.Run(ctx, rc, opts); err != nil {
+		return errorf(env, err)
+	}
+	return cli.ExitClean
+}
+
+// options are the operator's options from the flags, without the logger.
+func (c *runCmd) options(env cli.Env) (operator.Options, error) {
+	deadline := c.ActiveDeadline
+	switch {
+	case deadline < 0:
+		return operator.Options{}, fmt.Errorf("operator: --active-deadline %s: want a positive duration, or 0 for no bound", deadline)
+	case deadline == 0:
+		deadline = -1 // no bound: Options' 0 is the default
+	}
+	return operator.Options{
 		Namespace:               c.Namespace,
 		Image:                   cmp.Or(c.Image, env.Getenv("LAZARET_OPERATOR_IMAGE")),
 		ImagePullPolicy:         corev1.PullPolicy(c.ImagePullPolicy),
@@ -98,18 +119,12 @@ func (c *runCmd) run(ctx context.Context, configPath string, env cli.Env) int {
 		ServerTokenSecret:       c.ServerTokenSecret,
 		ServiceAccount:          c.ServiceAccount,
 		AgentRole:               c.AgentRole,
-		ActiveDeadline:          c.ActiveDeadline,
+		ActiveDeadline:          deadline,
 		LeaderElection:          c.LeaderElect,
 		LeaderElectionNamespace: c.LeaderNamespace,
 		MetricsAddr:             c.MetricsListen,
 		HealthAddr:              c.HealthListen,
-		Logger:                  cli.NewLogger(cfg, env.Stderr),
-	}
-	operator.SetProcessLoggers(opts.Logger)
-	if err := operator.Run(ctx, rc, opts); err != nil {
-		return errorf(env, err)
-	}
-	return cli.ExitClean
+	}, nil
 }
 
 type agentCmd struct {

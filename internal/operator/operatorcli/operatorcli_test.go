@@ -3,14 +3,17 @@ package operatorcli
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/lazaret/lazaret/internal/cli"
+	"github.com/lazaret/lazaret/internal/operator"
 )
 
 // run runs lazaret-operator's command line in-process.
@@ -41,6 +44,7 @@ func TestCommandLine(t *testing.T) {
 		{"run without a cluster", []string{"--kubeconfig", missing}, cli.ExitError, "", "kubernetes: config:"},
 		{"named run without a cluster", []string{"run", "--kubeconfig", missing}, cli.ExitError, "", "kubernetes: config:"},
 		{"bad pull policy", []string{"--image-pull-policy", "Sometimes"}, cli.ExitError, "", "image-pull-policy"},
+		{"negative deadline", []string{"--active-deadline=-1s", "--kubeconfig", missing}, cli.ExitError, "", "--active-deadline -1s"},
 		{"bad config", []string{"--config", missing, "agent", "--virusscan", "ns/vs"}, cli.ExitError, "", "missing.kubeconfig"},
 		{"unknown command", []string{"sweep"}, cli.ExitError, "", "unexpected argument"},
 	} {
@@ -49,6 +53,37 @@ func TestCommandLine(t *testing.T) {
 			if code != tc.wantCode || !strings.Contains(out, tc.wantOut) || !strings.Contains(errOut, tc.wantErr) {
 				t.Errorf("got exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
 					code, out, errOut, tc.wantCode, tc.wantOut, tc.wantErr)
+			}
+		})
+	}
+}
+
+// A scan Job is bounded by default (the operator's
+// DefaultActiveDeadline); --active-deadline 0 is no bound, which the
+// operator's Options spell negative (their 0 is the default).
+func TestActiveDeadlineFlag(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		want time.Duration
+	}{
+		{"default", nil, operator.DefaultActiveDeadline},
+		{"zero is no bound", []string{"--active-deadline", "0"}, -1},
+		{"given", []string{"--active-deadline", "90m"}, 90 * time.Minute},
+		{"named run", []string{"run", "--active-deadline=2h"}, 2 * time.Hour},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := cli.Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
+			var r root
+			if _, _, exited, err := cli.Parse(&r, cli.OperatorProgram, "", tt.args, env); exited || err != nil {
+				t.Fatalf("parse %q: exited %v, err %v", tt.args, exited, err)
+			}
+			opts, err := r.Run.options(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts.ActiveDeadline != tt.want {
+				t.Errorf("ActiveDeadline: got %s, want %s", opts.ActiveDeadline, tt.want)
 			}
 		})
 	}
