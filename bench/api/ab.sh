@@ -13,47 +13,30 @@
 set -euo pipefail
 A=$(realpath "$1") B=$(realpath "$2")
 cd "$(dirname "$0")/../.."
-W=$(mktemp -d /tmp/lazaret-ab.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
-go build -o "$W/apibench" ./bench/api
-go build -o "$W/lztest" ./internal/testenv/lztest
-mkdir -p "$W/clamd/tmp"
-"$W/lztest" sigs "$W/clamd/sigs"
-CP=$("$W/lztest" free-port)
-cat > "$W/clamd/clamd.conf" <<CONF
-Foreground yes
-LogFile $W/clamd/clamd.log
-TemporaryDirectory $W/clamd/tmp
-DatabaseDirectory $W/clamd/sigs
-TCPSocket $CP
-TCPAddr 127.0.0.1
-LocalSocket $W/clamd/clamd.sock
-MaxThreads 16
-CONF
-clamd -c "$W/clamd/clamd.conf" >/dev/null & CPID=$!; pids+=($CPID)
-"$W/lztest" wait-clamd "$CP"
+. .ci/services.sh   # stops what it started, and removes $LZ, on exit
+start_clamd
+CPID=${pids[-1]} SOCK=$LZ/clamd/clamd.sock
+go build -o "$LZ/apibench" ./bench/api
 declare -A port pid
 for x in A B; do
-  port[$x]=$("$W/lztest" free-port)
-  cat > "$W/$x.yaml" <<CONF
+  port[$x]=$(free_port)
+  cat > "$LZ/$x.yaml" <<CONF
 listen: 127.0.0.1:${port[$x]}
-data_dir: $W/data-$x
+data_dir: $LZ/data-$x
 log: {level: warn}
 engines:
-  - {name: clamav, type: clamd, address: unix://$W/clamd/clamd.sock, timeout: 10m}
+  - {name: clamav, type: clamd, address: unix://$SOCK, timeout: 10m}
 CONF
   bin=$A envs=${A_ENV:-}
   if [ $x = B ]; then bin=$B envs=${B_ENV:-}; fi
-  env $envs TMPDIR=$W "$bin" serve --config "$W/$x.yaml" & pid[$x]=$!; pids+=(${pid[$x]})
+  env $envs TMPDIR=$LZ "$bin" serve --config "$LZ/$x.yaml" & pid[$x]=$!; pids+=("${pid[$x]}")
   until curl -sf "http://127.0.0.1:${port[$x]}/readyz" >/dev/null; do sleep 0.05; done
 done
 echo "A: $A ${A_ENV:-}"; echo "B: $B ${B_ENV:-}"
 for r in $(seq "${ROUNDS:-3}"); do
   for x in A B; do
     printf 'round %d %s: ' "$r" "$x"
-    "$W/apibench" -clamd "unix://$W/clamd/clamd.sock" -lazaret "http://127.0.0.1:${port[$x]}" -clamd-pid "$CPID" \
+    "$LZ/apibench" -clamd "unix://$SOCK" -lazaret "http://127.0.0.1:${port[$x]}" -clamd-pid "$CPID" \
       -lazaret-pid "${pid[$x]}" -n "${N:-3000}" -c "${C:-4}" -slices 2 -size "${SIZE:-16384}" | tail -1
   done
 done
