@@ -734,18 +734,7 @@ func TestVirusScanReportsVerdicts(t *testing.T) {
 	}
 	cl.finishJob(t, job, true)
 	got := cl.waitPhase(t, ns, vs.Name, v1beta1.VirusScanPhaseCompletedPositive)
-	eventually(t, 10*time.Second, "a warning event on the VirusScan", func() error {
-		var evs eventsv1.EventList
-		if err := cl.c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		for _, e := range evs.Items {
-			if e.Regarding.Name == vs.Name && e.Reason == "InfectedFilesFound" && e.Type == corev1.EventTypeWarning {
-				return nil
-			}
-		}
-		return fmt.Errorf("%d events, none InfectedFilesFound", len(evs.Items))
-	})
+	cl.waitWarning(t, 10*time.Second, ns, vs.Name, "InfectedFilesFound")
 
 	wantResults := []v1beta1.VirusScanResultItem{{FilePath: filepath.Join(infected, "sub/eicar.com"), MatchingSignature: testenv.EICARSignature}}
 	if !slices.Equal(got.Status.ScanResults, wantResults) {
@@ -1108,18 +1097,7 @@ func TestScheduledVirusScanAfterRestart(t *testing.T) {
 	}
 
 	t.Run("name taken", func(t *testing.T) {
-		eventually(t, 30*time.Second, "a warning event on the schedule", func() error {
-			var evs eventsv1.EventList
-			if err := cl.c.List(ctx, &evs, client.InNamespace(ns)); err != nil {
-				return err
-			}
-			for _, e := range evs.Items {
-				if e.Regarding.Name == taken.Name && e.Reason == "ScanConflict" && e.Type == corev1.EventTypeWarning {
-					return nil
-				}
-			}
-			return fmt.Errorf("%d events, none ScanConflict on %s", len(evs.Items), taken.Name)
-		})
+		cl.waitWarning(t, 30*time.Second, ns, taken.Name, "ScanConflict")
 		var got v1beta1.ScheduledVirusScan
 		if err := cl.c.Get(ctx, client.ObjectKeyFromObject(taken), &got); err != nil {
 			t.Fatal(err)
@@ -1441,4 +1419,22 @@ func TestVirusScanThroughServer(t *testing.T) {
 func sha256hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// waitWarning waits up to d for a warning event with reason about the
+// object named name in ns.
+func (cl *cluster) waitWarning(t *testing.T, d time.Duration, ns, name, reason string) {
+	t.Helper()
+	eventually(t, d, "a warning event "+reason+" on "+name, func() error {
+		var evs eventsv1.EventList
+		if err := cl.c.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == name && e.Reason == reason && e.Type == corev1.EventTypeWarning {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d events, none %s on %s", len(evs.Items), reason, name)
+	})
 }
