@@ -223,7 +223,7 @@ func (w *Worker) run(ctx context.Context, job *scan.Job, body io.Reader, a attem
 func (w *Worker) object(ctx context.Context, req pipeline.Request, a attempt) error {
 	job, src := req.Job, req.Job.Source
 	if w.cfg.Objects == nil {
-		return w.finish(ctx, job, scan.Error, scan.ReasonUnsupported, "bucket scanning is not configured on this worker")
+		return w.Finish(ctx, job, scan.Error, scan.ReasonUnsupported, "bucket scanning is not configured on this worker")
 	}
 	body, info, err := w.cfg.Objects.Open(ctx, src.Bucket, src.Key, src.VersionID, src.ETag)
 	switch {
@@ -233,6 +233,10 @@ func (w *Worker) object(ctx context.Context, req pipeline.Request, a attempt) er
 		return w.Finish(ctx, job, scan.Skipped, scan.ReasonNotFound, "the object changed since its job was made; its new content has a job of its own")
 	case errors.Is(err, objstore.ErrAccessDenied) && a != retry:
 		return w.Finish(ctx, job, scan.Error, scan.ReasonAccessDenied, err.Error())
+	case err != nil && a == last:
+		// No delivery comes after this one: the job ends as an error
+		// rather than stay queued once the queue drops its message.
+		return w.Finish(ctx, job, scan.Error, scan.ReadReason(err), err.Error())
 	case err != nil:
 		return fmt.Errorf("worker: open object: %w", err)
 	}
@@ -256,10 +260,13 @@ func (w *Worker) object(ctx context.Context, req pipeline.Request, a attempt) er
 func (w *Worker) upload(ctx context.Context, req pipeline.Request, a attempt) error {
 	job := req.Job
 	if w.cfg.Blobs == nil {
-		return w.finish(ctx, job, scan.Error, scan.ReasonUnsupported, "queued uploads are not stored for this worker")
+		return w.Finish(ctx, job, scan.Error, scan.ReasonUnsupported, "queued uploads are not stored for this worker")
 	}
 	if err := w.sample(ctx, job.ID, &req); errors.Is(err, blob.ErrNotFound) {
-		return w.finish(ctx, job, scan.Error, scan.ReasonNotFound, "the job's sample is no longer stored")
+		return w.Finish(ctx, job, scan.Error, scan.ReasonNotFound, "the job's sample is no longer stored")
+	} else if err != nil && a == last {
+		// As for an unreadable object: the final delivery ends the job.
+		return w.Finish(ctx, job, scan.Error, scan.ReadReason(err), err.Error())
 	} else if err != nil {
 		return fmt.Errorf("worker: open sample: %w", err)
 	}

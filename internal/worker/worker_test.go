@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lazaret/lazaret/internal/blob"
 	"github.com/lazaret/lazaret/internal/objstore"
 	"github.com/lazaret/lazaret/internal/pipeline"
 	"github.com/lazaret/lazaret/internal/scan"
@@ -149,6 +150,13 @@ func TestObject(t *testing.T) {
 			"retry": {err: true},
 			"final": {verdict: scan.Error, reason: scan.ReasonAccessDenied, attempts: 1},
 			"once":  {verdict: scan.Error, reason: scan.ReasonAccessDenied, attempts: 1},
+		}},
+		{"unreadable", errors.New("connection refused"), nil, false, map[string]want{
+			"retry": {err: true},
+			// The last delivery ends the job; a one-shot pass leaves it
+			// queued, for the next pass.
+			"final": {verdict: scan.Error, reason: scan.ReasonIO, attempts: 1},
+			"once":  {err: true},
 		}},
 		{"engine down", nil, nil, true, map[string]want{
 			"retry": {err: true, attempts: 1},
@@ -300,5 +308,60 @@ func TestNew(t *testing.T) {
 	}
 	if err := e.w.Run(t.Context()); err == nil {
 		t.Error("Run without a queue: no error")
+	}
+}
+
+// TestUnscannableNotified: a job that ends as an error without a scan
+// (its queued upload's sample gone, or nothing on this worker to read it
+// with) is notified like any other finished job.
+func TestUnscannableNotified(t *testing.T) {
+	blobs, err := blob.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		blobs  worker.Blobs
+		source scan.Source
+		reason scan.Reason
+	}{
+		{"sample gone", blobs, scan.Source{Kind: "upload"}, scan.ReasonNotFound},
+		{"no blob store", nil, scan.Source{Kind: "upload"}, scan.ReasonUnsupported},
+		{"no object store", blobs, scan.Source{Kind: "s3", Bucket: "b", Key: "k"}, scan.ReasonUnsupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			p, err := pipeline.New(pipeline.Config{Engines: []scan.Engine{e.engine}, Store: e.jobs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var notified []scan.Verdict
+			w, err := worker.New(worker.Config{Jobs: e.jobs, Pipeline: p, Blobs: tc.blobs,
+				Notify: func(_ context.Context, j *scan.Job) error {
+					notified = append(notified, j.Verdict)
+					return nil
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			job := &scan.Job{ID: "01JD6Q3K8M4Z7X2V9B1N5T0RCE", Status: scan.Queued, Name: "a", Size: 5,
+				CreatedAt: time.Now().UTC(), Source: tc.source}
+			if err := e.jobs.CreateJob(t.Context(), job); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Process(t.Context(), job, false); err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			stored, err := e.jobs.GetJob(t.Context(), job.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored.Status != scan.Done || stored.Verdict != scan.Error || stored.Reason != tc.reason {
+				t.Errorf("job %s %s %s, want done error %s", stored.Status, stored.Verdict, stored.Reason, tc.reason)
+			}
+			if !slices.Equal(notified, []scan.Verdict{scan.Error}) {
+				t.Errorf("notified %v, want the error once", notified)
+			}
+		})
 	}
 }
