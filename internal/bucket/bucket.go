@@ -221,7 +221,7 @@ func (in *Intake) run(ctx context.Context, ev s3event.Event, redelivered bool) (
 	}
 	final := job.Attempts+1 >= in.cfg.MaxAttempts
 	err = in.cfg.Runner.Process(ctx, job, final)
-	if err != nil && job.Status == scan.Queued && in.cfg.Queue != nil {
+	if err != nil && job.Status == scan.Queued && in.cfg.Queue != nil && in.storedQueued(ctx, id) {
 		// The job is stored as queued (an engine error or failed effects
 		// put it back): its retries go through the job queue, with the
 		// queue's backoff, and this event is done.
@@ -235,6 +235,14 @@ func (in *Intake) run(ctx context.Context, ev s3event.Event, redelivered bool) (
 		return dup, id, fmt.Errorf("bucket: job %s: %w", id, err)
 	}
 	return dup, id, nil
+}
+
+// storedQueued reports whether the store holds job id as queued. A job
+// put back for a retry is queued in memory even when saving it so failed;
+// then the event is all there is of the job, and must come again.
+func (in *Intake) storedQueued(ctx context.Context, id string) bool {
+	cur, err := in.cfg.Jobs.GetJob(ctx, id)
+	return err == nil && cur.Status == scan.Queued
 }
 
 // tagPending marks the object pending, if configured.
