@@ -154,8 +154,9 @@ func (d *Dispatcher) send(ctx context.Context, del *store.Delivery) {
 	} else {
 		err = t.D.Deliver(ctx, notify.Delivery{ID: del.ID, URL: t.URL, Event: del.Event, Body: del.Body, Attempt: del.Attempts + 1})
 	}
-	if ctx.Err() != nil {
-		// Shutting down: give the claim back so it is due at once.
+	if err != nil && ctx.Err() != nil {
+		// Shutting down cut the attempt short: give the claim back so it
+		// is due at once. One that succeeded is recorded as such below.
 		del.NextAt = d.now().UTC()
 		d.store.UpdateDelivery(context.WithoutCancel(ctx), del)
 		return

@@ -73,3 +73,58 @@ func TestDispatch(t *testing.T) {
 		}
 	}
 }
+
+// cancelAfter is a real webhook whose dispatcher is stopped just after a
+// delivery succeeded, as a shutdown can land.
+type cancelAfter struct {
+	w      *notify.Webhook
+	cancel context.CancelFunc
+}
+
+func (c cancelAfter) Deliver(ctx context.Context, d notify.Delivery) error {
+	err := c.w.Deliver(ctx, d)
+	c.cancel()
+	return err
+}
+
+// TestStopAfterDelivered: a delivery the receiver took just before the
+// dispatcher stopped is recorded delivered, not sent again by the next
+// dispatcher.
+func TestStopAfterDelivered(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	w, err := notify.NewWebhook(notify.WebhookConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := notify.Policy{MaxAttempts: 3, BaseDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	d := New(st, []Target{{Name: "hook", URL: srv.URL, D: cancelAfter{w, cancel}}}, policy, nil)
+	if err := d.Enqueue(ctx, "hook", "job1-0-scan.completed", notify.EventScanCompleted, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	d.Run(ctx) // returns once the delivery cancelled it
+
+	// The next process's dispatcher.
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	defer cancel2()
+	go New(st, []Target{{Name: "hook", URL: srv.URL, D: w}}, policy, nil).Run(ctx2)
+	time.Sleep(300 * time.Millisecond)
+	if n := hits.Load(); n != 1 {
+		t.Errorf("receiver got the delivery %d times, want once", n)
+	}
+	counts, err := st.CountDeliveries(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[store.DeliveryDelivered] != 1 || counts[store.DeliveryPending] != 0 {
+		t.Errorf("deliveries %v, want one delivered", counts)
+	}
+}
