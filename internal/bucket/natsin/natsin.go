@@ -25,7 +25,8 @@ import (
 type Config struct {
 	URL string
 	// Stream holds the events; it is created (file storage, capturing
-	// Subject) when it does not exist. Default "MINIO_EVENTS".
+	// Subject, work-queue retention: acknowledged events are removed)
+	// when it does not exist. Default "MINIO_EVENTS".
 	Stream string
 	// Subject is MinIO's MINIO_NOTIFY_NATS_SUBJECT.
 	Subject string
@@ -105,8 +106,13 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.C
 	defer cancel()
 	stream, err := js.Stream(sctx, cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Work-queue retention: an event leaves the stream once it is
+		// acknowledged, so the stream holds only what is still to do
+		// instead of every event ever sent. A stream made by the user
+		// (to be read by others too) is used as it is.
 		stream, err = js.CreateStream(sctx, jetstream.StreamConfig{
 			Name: cfg.Stream, Subjects: []string{cfg.Subject}, Storage: jetstream.FileStorage,
+			Retention: jetstream.WorkQueuePolicy,
 		})
 	}
 	if err != nil {

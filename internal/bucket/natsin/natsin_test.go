@@ -62,7 +62,8 @@ const ackWait = time.Second
 
 // TestConsume: each event is handled and acknowledged once, a malformed
 // one is terminated, a failed one comes again, and a slow one is kept by
-// heartbeats past the ack wait; Run returns nil when stopped.
+// heartbeats past the ack wait; the stream keeps none of them after; Run
+// returns nil when stopped.
 func TestConsume(t *testing.T) {
 	url := testenv.NATS(t)
 	subject := fmt.Sprintf("lz.natsin.%d.%d", os.Getpid(), time.Now().UnixNano())
@@ -115,6 +116,13 @@ func TestConsume(t *testing.T) {
 	}
 	if info, err := cons.Info(ctx); err != nil || info.NumAckPending != 0 || info.NumPending != 0 {
 		t.Errorf("consumer: %+v, %v; want nothing pending or unacknowledged", info, err)
+	}
+	// The stream Run made keeps only what is still to do: handled and
+	// terminated events are gone, not kept for ever.
+	if s, err := js.Stream(ctx, stream); err != nil {
+		t.Error(err)
+	} else if info, err := s.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Errorf("stream: %+v, %v; want no messages left", info.State, err)
 	}
 	cancel()
 	if err := <-done; err != nil {
