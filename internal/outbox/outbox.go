@@ -49,6 +49,9 @@ type Dispatcher struct {
 	log     *slog.Logger
 	wake    chan struct{}
 	now     func() time.Time
+	// recordTimeout bounds recording an attempt (recordTimeout, the
+	// constant, but for tests).
+	recordTimeout time.Duration
 }
 
 // New returns a Dispatcher over the targets.
@@ -60,7 +63,8 @@ func New(s Store, targets []Target, policy notify.Policy, log *slog.Logger) *Dis
 	for _, t := range targets {
 		m[t.Name] = t
 	}
-	return &Dispatcher{store: s, targets: m, policy: policy, log: log, wake: make(chan struct{}, 1), now: time.Now}
+	return &Dispatcher{store: s, targets: m, policy: policy, log: log, wake: make(chan struct{}, 1), now: time.Now,
+		recordTimeout: recordTimeout}
 }
 
 // Enqueue stores a delivery for target and wakes the dispatcher. Adding
@@ -158,7 +162,7 @@ func (d *Dispatcher) send(ctx context.Context, del *store.Delivery) {
 		// Shutting down cut the attempt short: give the claim back so it
 		// is due at once. One that succeeded is recorded as such below.
 		del.NextAt = d.now().UTC()
-		d.store.UpdateDelivery(context.WithoutCancel(ctx), del)
+		d.record(ctx, del)
 		return
 	}
 	del.Attempts++
@@ -176,7 +180,20 @@ func (d *Dispatcher) send(ctx context.Context, del *store.Delivery) {
 				slog.String("target", del.Target), slog.Int("attempts", del.Attempts), slog.String("error", del.LastError))
 		}
 	}
-	if err := d.store.UpdateDelivery(context.WithoutCancel(ctx), del); err != nil {
+	d.record(ctx, del)
+}
+
+// recordTimeout bounds recording an attempt: it runs past the
+// dispatcher's own cancellation (what was sent must be recorded), but a
+// store that does not answer must not hold a shutdown for ever. An
+// attempt not recorded is sent again once its claim lease ends.
+const recordTimeout = 10 * time.Second
+
+// record stores del's state after an attempt.
+func (d *Dispatcher) record(ctx context.Context, del *store.Delivery) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.recordTimeout)
+	defer cancel()
+	if err := d.store.UpdateDelivery(rctx, del); err != nil {
 		d.log.LogAttrs(ctx, slog.LevelWarn, "outbox: recording an attempt failed", slog.String("id", del.ID), slog.String("error", err.Error()))
 	}
 }

@@ -128,3 +128,43 @@ func TestStopAfterDelivered(t *testing.T) {
 		t.Errorf("deliveries %v, want one delivered", counts)
 	}
 }
+
+// hungUpdates is the real store whose UpdateDelivery never answers, as a
+// database that hangs.
+type hungUpdates struct{ *sqlite.Store }
+
+func (hungUpdates) UpdateDelivery(ctx context.Context, _ *store.Delivery) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestStopWithHungStore: recording an attempt outlives the dispatcher's
+// cancellation, but not for ever: a store that does not answer cannot
+// hold a shutdown.
+func TestStopWithHungStore(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	w, err := notify.NewWebhook(notify.WebhookConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := notify.Policy{MaxAttempts: 3, BaseDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond}
+	ctx, cancel := context.WithCancel(t.Context())
+	d := New(hungUpdates{st}, []Target{{Name: "hook", URL: srv.URL, D: cancelAfter{w, cancel}}}, policy, nil)
+	d.recordTimeout = 100 * time.Millisecond
+	if err := d.Enqueue(ctx, "hook", "job1-0-scan.completed", notify.EventScanCompleted, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended, with the store hung")
+	}
+}
