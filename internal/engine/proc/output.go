@@ -113,7 +113,8 @@ func SignatureName(s string) string {
 	}, strings.ToValidUTF8(s, ""))
 	s = strings.TrimSpace(s)
 	if len(s) > MaxSignature {
-		s = strings.ToValidUTF8(s[:MaxSignature], "")
+		// Trimmed again: the cut may leave a space at the end.
+		s = strings.TrimSpace(strings.ToValidUTF8(s[:MaxSignature], ""))
 	}
 	return s
 }

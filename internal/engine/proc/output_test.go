@@ -168,6 +168,8 @@ func TestSignatureName(t *testing.T) {
 		{"too long", strings.Repeat("s", 300), strings.Repeat("s", MaxSignature)},
 		{"cut inside a rune", strings.Repeat("s", MaxSignature-1) + "é", strings.Repeat("s", MaxSignature-1)},
 		{"only control", "\x00\x1b", ""},
+		// Found by FuzzSignatureName: the cut ended on a space.
+		{"cut before a space", strings.Repeat("s", MaxSignature-1) + " x", strings.Repeat("s", MaxSignature-1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
