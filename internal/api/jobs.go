@@ -45,6 +45,28 @@ func bodyError(err error) error {
 	return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "malformed request body: " + err.Error(), Err: err}
 }
 
+// limitSeen is a request body that remembers the size limit's error.
+type limitSeen struct {
+	io.ReadCloser
+	limit error
+}
+
+func (l *limitSeen) Read(p []byte) (int, error) {
+	n, err := l.ReadCloser.Read(p)
+	if mbe := (*http.MaxBytesError)(nil); err != nil && l.limit == nil && errors.As(err, &mbe) {
+		l.limit = err
+	}
+	return n, err
+}
+
+// or returns the limit's error if the body met it, else err.
+func (l *limitSeen) or(err error) error {
+	if l.limit != nil {
+		return l.limit
+	}
+	return err
+}
+
 // maxUploads bounds the files in one multipart request.
 const maxUploads = 100
 
@@ -68,6 +90,11 @@ func eachUpload(r *http.Request, field string, fn func(name string, body io.Read
 		}
 		return 1, nil
 	}
+	// The multipart reader reports a body cut by the size limit inside a
+	// part's headers or a boundary as malformed: the limit's own error
+	// is kept here, so that the answer is 413 all the same.
+	lim := &limitSeen{ReadCloser: r.Body}
+	r.Body = lim
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return 0, apiErr(http.StatusBadRequest, "bad_request", "malformed multipart body: %v", err)
@@ -79,7 +106,7 @@ func eachUpload(r *http.Request, field string, fn func(name string, body io.Read
 			break
 		}
 		if err != nil {
-			return n, bodyError(err)
+			return n, bodyError(lim.or(err))
 		}
 		if part.FormName() != field {
 			part.Close()
@@ -98,7 +125,7 @@ func eachUpload(r *http.Request, field string, fn func(name string, body io.Read
 			return n, err
 		}
 		if rec.err != nil {
-			return n, bodyError(rec.err)
+			return n, bodyError(lim.or(rec.err))
 		}
 		part.Close()
 	}

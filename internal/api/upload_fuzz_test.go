@@ -38,16 +38,16 @@ type upload struct {
 // reads each file to its end as the pipeline does:
 //
 //   - nothing panics, and at most limit+1 bytes of the body are read;
-//   - an error is an *Error with status 400 or 413, and never 413 for a
-//     body within the limit;
+//   - an error is an *Error with status 400 or 413: 413 exactly when the
+//     body met the limit;
 //   - a raw (not multipart) body is one file named by ?name=, read whole
 //     when it fits, else refused with 413;
 //   - a multipart body that is accepted is the files named "file" that
 //     mime/multipart reads in it, each whole, in order, at least one and
-//     at most maxUploads. One that goes over the limit is refused (with
-//     400 when the limit cuts a part's header or a boundary line: that
-//     is what the parser then sees) unless its closing boundary came
-//     within the limit: the bytes after it are never needed;
+//     at most maxUploads. One that goes over the limit is refused with
+//     413, also when the limit cuts a part's header or a boundary line,
+//     unless its closing boundary came within the limit: the bytes after
+//     it are never needed;
 //   - the count eachUpload returns is the files handed over.
 func FuzzEachUpload(f *testing.F) {
 	part := func(boundary string, parts ...[3]string) []byte {
@@ -127,6 +127,8 @@ func FuzzEachUpload(f *testing.F) {
 				t.Fatalf("got error %v (%T), want an *Error with status 400 or 413", err, err)
 			case ae.Status == http.StatusRequestEntityTooLarge && !over:
 				t.Fatalf("%d-byte body, limit %d: got status 413 (%v) for a body within the limit", len(body), limit, err)
+			case ae.Status != http.StatusRequestEntityTooLarge && over:
+				t.Fatalf("%d-byte body, limit %d: got status %d (%v) for a body over the limit, want 413", len(body), limit, ae.Status, err)
 			}
 		}
 
