@@ -34,9 +34,9 @@ var fuzzPatterns = []string{
 // with a model that reads the whole output at once:
 //
 //   - nothing panics, and every byte is counted;
-//   - each line is examined once, whole if it is shorter than the
-//     buffer (a last line without a newline: no longer than it), else
-//     its first limit+1 bytes, and then the output is reported cut;
+//   - each line is examined once, whole if it is no longer than the
+//     buffer, else its first limit+1 bytes, and then the output is
+//     reported cut;
 //   - a non-empty match anywhere makes it matched, and the signature
 //     groups of those matches are the names, each a proc.SignatureName,
 //     there once, in order, at most proc.MaxFindings of them;
@@ -135,9 +135,7 @@ func modelOutput(re *regexp.Regexp, sigIndex, size int, out []byte) (matched, cu
 		if last && len(l) == 0 {
 			break
 		}
-		// A line with its newline needs size+1 bytes of buffer; the last
-		// one, with none, size.
-		if len(l) > size || (!last && len(l) == size) {
+		if len(l) > size {
 			l, cut = l[:size], true
 		}
 		for _, m := range re.FindAllSubmatchIndex(l, -1) {

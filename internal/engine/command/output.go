@@ -18,7 +18,8 @@ type output struct {
 	max      int
 
 	buf      []byte    // incomplete lines not yet examined, len <= max
-	skipping bool      // discarding the rest of a line that was cut
+	skipping bool      // discarding the rest of a line that filled buf
+	full     bool      // skipping, and no byte of the rest seen yet
 	end      proc.Tail // the last bytes of output, for error details
 
 	total   int64    // bytes written
@@ -45,6 +46,11 @@ func (o *output) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
+		if o.full {
+			// A line of exactly max bytes, then its newline, was
+			// examined whole: only a byte past max is a cut.
+			o.full, o.cut = false, p[0] != '\n'
+		}
 		if o.skipping {
 			i := bytes.IndexByte(p, '\n')
 			if i < 0 {
@@ -60,9 +66,9 @@ func (o *output) Write(p []byte) (int, error) {
 				continue
 			}
 			// One line fills the buffer: examine what there is of it
-			// and drop the rest.
+			// and drop the rest, if there is any (see full).
 			o.match(o.buf)
-			o.buf, o.cut, o.skipping = o.buf[:0], true, true
+			o.buf, o.skipping, o.full = o.buf[:0], true, !o.cut
 			continue
 		}
 		k := min(o.max-len(o.buf), len(p))

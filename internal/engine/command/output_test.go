@@ -38,3 +38,31 @@ func TestOutputWriteBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputLineOfMax: a line exactly as long as the buffer is examined
+// whole, so it is not cut, with or without its newline and however the
+// writes fall; one byte more is a cut.
+func TestOutputLineOfMax(t *testing.T) {
+	re := regexp.MustCompile(`FOUND`)
+	for _, tt := range []struct {
+		name, text string
+		cut        bool
+	}{
+		{"line of max, newline", strings.Repeat("x", 1024) + "\nok\n", false},
+		{"line of max, end", strings.Repeat("x", 1024), false},
+		{"line of max+1", strings.Repeat("x", 1025) + "\n", true},
+	} {
+		for _, step := range []int{1, 1024, 1025, len(tt.text)} {
+			o := newOutput(re, -1, 1024)
+			for p := tt.text; len(p) > 0; {
+				n := min(step, len(p))
+				o.Write([]byte(p[:n]))
+				p = p[n:]
+			}
+			o.flush()
+			if o.cut != tt.cut {
+				t.Errorf("%s, writes of %d: cut %v, want %v", tt.name, step, o.cut, tt.cut)
+			}
+		}
+	}
+}
