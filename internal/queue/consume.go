@@ -50,7 +50,11 @@ func RunConsumer(ctx context.Context, src Source[Delivery], h Handler, opts Cons
 	}
 	return consume(ctx, src, opts, defaultHeartbeat, log, func(d Delivery) (*tracked, func(context.Context)) {
 		m := d.Message()
-		t := &tracked{d: d, final: m.Final, log: log.With("job_id", m.JobID, "attempt", m.Attempt)}
+		l := log.With("job_id", m.JobID, "attempt", m.Attempt)
+		if m.Abandoned {
+			l = l.With("abandoned", true)
+		}
+		t := &tracked{d: d, final: m.Final, log: l}
 		return t, func(ctx context.Context) { h(ctx, jobDelivery{t, m}) }
 	})
 }

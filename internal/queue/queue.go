@@ -14,10 +14,17 @@
 //     running handler alive with heartbeats (Delivery.InProgress), so a
 //     long scan is not redelivered while its worker is alive.
 //   - Nak asks for redelivery after a delay; Term drops the message.
-//   - A message is delivered at most MaxDeliver times (driver
-//     configuration). The last delivery has Final set, so the handler can
-//     record the job as failed instead of losing it. A final delivery that
-//     is Nak'ed, or left unsettled, is terminated.
+//   - A message gets MaxDeliver scan attempts (driver configuration). The
+//     last has Final set, so the handler can record the job as failed
+//     instead of losing it. A final delivery that is Nak'ed, or left
+//     unsettled, is terminated.
+//   - A final delivery that is never settled at all (its worker process
+//     died: killed, out of memory, a sample that crashes it every time)
+//     is delivered again, with Abandoned set, up to AbandonedDeliveries
+//     times: not to be run again, only to record the job's end. A Nak
+//     redelivers an abandoned delivery, until the last, which has Final
+//     set too. A message is never delivered more than
+//     MaxDeliveries(MaxDeliver) times.
 //   - A payload that cannot be decoded is terminated and logged, never
 //     redelivered forever.
 //
@@ -61,8 +68,8 @@ var (
 // work, each message going to one of them at a time.
 type Queue interface {
 	// Publish stores m durably: it returns nil only after the broker has
-	// persisted the message. Only m.JobID is sent; Attempt and Final are
-	// set on delivery.
+	// persisted the message. Only m.JobID is sent; Attempt, Final and
+	// Abandoned are set on delivery.
 	Publish(ctx context.Context, m Message) error
 	// Consume hands messages to h, at most opts.Concurrency at a time,
 	// until ctx is cancelled. Then it stops fetching, lets running
@@ -90,17 +97,40 @@ type Message struct {
 	// Attempt is the 1-based delivery count: 1 on the first delivery, 2
 	// on the first redelivery, and so on. Ignored by Publish.
 	Attempt int
-	// Final is set on the last delivery the queue will make: if the
-	// handler does not succeed now, the message is dropped, so the
-	// handler must record the job's failure itself (the job becomes done
-	// with verdict error). Ignored by Publish.
+	// Final is set when a Nak, or a handler that returns without
+	// settling, terminates the message instead of redelivering it: on
+	// the last scan attempt (delivery MaxDeliver), where the handler must
+	// record the job's failure itself (the job becomes done with verdict
+	// error) rather than lose it, and on the last abandoned delivery.
+	// Ignored by Publish.
 	Final bool
+	// Abandoned is set on a delivery after the last scan attempt
+	// (Attempt > MaxDeliver), which the queue makes only when that final
+	// delivery was never settled: its worker died, or hung past the ack
+	// deadline. The handler must not run the job again (it may be what
+	// kills the worker): it records the job as done with verdict error,
+	// or finds it done already, and acknowledges. A Nak redelivers an
+	// abandoned delivery, still abandoned, up to AbandonedDeliveries in
+	// all. Ignored by Publish.
+	Abandoned bool
+}
+
+// WithAttempt returns m as delivery number attempt (1-based) of a queue
+// that allows maxDeliver scan attempts: Attempt, Final and Abandoned set
+// as Message documents. Drivers call it on every delivery.
+func (m Message) WithAttempt(attempt, maxDeliver int) Message {
+	m.Attempt = attempt
+	m.Abandoned = attempt > maxDeliver
+	m.Final = attempt == maxDeliver || attempt >= MaxDeliveries(maxDeliver)
+	return m
 }
 
 // Handler handles one delivery. It should settle the delivery (Ack, Nak
 // or Term) before it returns; one that returns without settling (or
 // panics) is Nak'ed with the default backoff, or terminated if it was
-// final. A handler must return soon after its context is cancelled.
+// final. A handler must return soon after its context is cancelled. An
+// abandoned delivery (Message.Abandoned) is not a new attempt: the
+// handler records the job's end without running it.
 type Handler func(ctx context.Context, d Delivery)
 
 // Delivery is one delivery of a job message to a handler. Its methods are
@@ -110,7 +140,7 @@ type Handler func(ctx context.Context, d Delivery)
 // backoff for this attempt; on a final delivery Nak terminates the
 // message instead.
 type Delivery interface {
-	// Message returns the message, with Attempt and Final.
+	// Message returns the message, with Attempt, Final and Abandoned.
 	Message() Message
 	Settler
 }
@@ -186,7 +216,17 @@ const (
 	DefaultAckWait = 30 * time.Second
 	// DefaultMaxDeliver: one first attempt and four retries.
 	DefaultMaxDeliver = 5
+	// AbandonedDeliveries is how many deliveries a message gets after
+	// its last scan attempt, if that one was never settled (see
+	// Message.Abandoned): more than one, because a process that dies
+	// takes the deliveries of all its running jobs with it, and because
+	// recording the job's end may fail (the store down) and be retried.
+	AbandonedDeliveries = 3
 )
+
+// MaxDeliveries is the most deliveries a driver makes of one message when
+// it allows maxDeliver scan attempts: those and AbandonedDeliveries.
+func MaxDeliveries(maxDeliver int) int { return maxDeliver + AbandonedDeliveries }
 
 // DefaultBackoff is the redelivery delay after failed attempt i+1 (the
 // last value repeats): retries spread over about 13 minutes, long enough
@@ -200,8 +240,9 @@ type Redelivery struct {
 	// InProgress before it is given to another consumer; 0 means
 	// DefaultAckWait.
 	AckWait time.Duration
-	// MaxDeliver bounds deliveries per message; 0 means
-	// DefaultMaxDeliver.
+	// MaxDeliver bounds scan attempts per message; 0 means
+	// DefaultMaxDeliver. A message whose last attempt's worker died
+	// gets AbandonedDeliveries more deliveries, to record its end.
 	MaxDeliver int
 	// Backoff[i] is the redelivery delay after a Nak without a delay of
 	// attempt i+1 (the last value repeats); nil means DefaultBackoff.

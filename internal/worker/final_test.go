@@ -32,14 +32,15 @@ import (
 var finalRedelivery = queue.Redelivery{AckWait: 5 * time.Second, MaxDeliver: 2, Backoff: []time.Duration{50 * time.Millisecond}}
 
 // finalQueues are the real brokers a worker consumes in
-// TestFinalAttemptUnreadable.
-var finalQueues = map[string]func(t *testing.T, name string) queue.Queue{
-	"nats": func(t *testing.T, name string) queue.Queue {
+// TestFinalAttemptUnreadable and TestDiedOnFinalAttempt: each opens the
+// queue name (the same queue when called twice) with redelivery r.
+var finalQueues = map[string]func(t *testing.T, name string, r queue.Redelivery) queue.Queue{
+	"nats": func(t *testing.T, name string, r queue.Redelivery) queue.Queue {
 		url := testenv.NATS(t)
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
 		q, err := natsq.Open(ctx, natsq.Config{URL: url, Stream: name, Subject: "lazaret.test." + name, Consumer: "workers",
-			Redelivery: finalRedelivery}, testenv.Logger(t, slog.LevelWarn))
+			Redelivery: r}, testenv.Logger(t, slog.LevelWarn))
 		if err != nil {
 			t.Fatalf("natsq: %v", err)
 		}
@@ -58,12 +59,12 @@ var finalQueues = map[string]func(t *testing.T, name string) queue.Queue{
 		})
 		return q
 	},
-	"amqp": func(t *testing.T, name string) queue.Queue {
+	"amqp": func(t *testing.T, name string, r queue.Redelivery) queue.Queue {
 		url := testenv.AMQP(t)
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
 		name = "lazaret.test." + name
-		q, err := amqpq.Open(ctx, amqpq.Config{URL: url, Queue: name, Redelivery: finalRedelivery}, testenv.Logger(t, slog.LevelWarn))
+		q, err := amqpq.Open(ctx, amqpq.Config{URL: url, Queue: name, Redelivery: r}, testenv.Logger(t, slog.LevelWarn))
 		if err != nil {
 			t.Fatalf("amqpq: %v", err)
 		}
@@ -128,7 +129,7 @@ func TestFinalAttemptUnreadable(t *testing.T) {
 	for qname, open := range finalQueues {
 		for sname, tmpl := range sources {
 			t.Run(qname+"/"+sname, func(t *testing.T) {
-				q := open(t, fmt.Sprintf("LZFINAL_%d_%s_%s", run, qname, sname))
+				q := open(t, fmt.Sprintf("LZFINAL_%d_%s_%s", run, qname, sname), finalRedelivery)
 				jobs, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "lazaret.db"), nil)
 				if err != nil {
 					t.Fatal(err)

@@ -3,7 +3,9 @@
 // acknowledges the message only after the result is stored. A worker that
 // dies mid-job leaves its message unacknowledged, so the queue delivers it
 // again; the store's compare-and-set makes the second run store one
-// result.
+// result. One that dies during a job's last attempt leaves it to the
+// queue's abandoned delivery, on which a worker ends the job as error
+// without running it again.
 //
 // A Worker also runs jobs handed to it: the bucket intake's in-place scans
 // of broker events (Process) and a sweep's listed objects and files
@@ -120,6 +122,9 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) Handle(ctx context.Context, d queue.Delivery) {
 	m := d.Message()
 	log := w.log.With("job", m.JobID, "attempt", m.Attempt)
+	if m.Abandoned {
+		log = log.With("abandoned", true)
+	}
 	if err := w.handle(ctx, m); err != nil {
 		switch {
 		case errors.Is(err, errGone):
@@ -147,7 +152,46 @@ func (w *Worker) handle(ctx context.Context, m queue.Message) error {
 	if err != nil {
 		return fmt.Errorf("worker: get job: %w", err)
 	}
+	if m.Abandoned {
+		return w.abandon(ctx, job, m.Attempt-1)
+	}
 	return w.Process(ctx, job, m.Final)
+}
+
+// abandon ends a job whose message came back after its last scan attempt
+// (queue.Message.Abandoned): the worker of that attempt stopped without
+// settling it (killed, out of memory, maybe crashed by the sample itself),
+// so the job is not run again but stored as done with verdict error and
+// notified. deliveries is how many deliveries came before this one. A job
+// found done (the stopped worker stored its result first) only gets its
+// tail finished. A nil error means the message may be acknowledged.
+func (w *Worker) abandon(ctx context.Context, job *scan.Job, deliveries int) error {
+	for reread := false; ; reread = true {
+		if job.Status == scan.Done {
+			w.dropUpload(ctx, job)
+			return w.notify(ctx, job)
+		}
+		from := job.Status
+		fin := time.Now().UTC()
+		job.Status, job.Verdict, job.Reason, job.FinishedAt = scan.Done, scan.Error, scan.ReasonEngineError, &fin
+		job.Error = fmt.Sprintf("no verdict after %d deliveries: the worker stopped (killed, out of memory, or crashed by the sample) during the last attempt", deliveries)
+		err := w.cfg.Jobs.UpdateJob(ctx, job, from)
+		if errors.Is(err, store.ErrConflict) && !reread {
+			// Moved on meanwhile (the stopped worker came back after
+			// all): look again.
+			if job, err = w.cfg.Jobs.GetJob(ctx, job.ID); err != nil {
+				return fmt.Errorf("worker: get job: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("worker: record abandoned job %s: %w", job.ID, err)
+		}
+		w.log.LogAttrs(ctx, slog.LevelWarn, "job ended as error: its worker stopped during the last attempt",
+			slog.String("job", job.ID), slog.Int("deliveries", deliveries))
+		w.dropUpload(ctx, job)
+		return w.notify(ctx, job)
+	}
 }
 
 // Process runs one job to its end: scan, effects, store, notify. The job

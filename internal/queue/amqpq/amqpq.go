@@ -12,9 +12,9 @@
 //     the oldest jobs.
 //   - the dead-letter queue (default lazaret.jobs.dead): a durable quorum
 //     queue that receives terminated messages (Term, a Nak or an unsettled
-//     handler on the final delivery, payloads that are not jobs), each with
-//     x-lazaret-reason and x-lazaret-attempts headers, so nothing is
-//     dropped silently. The job queue also dead-letters there (at least
+//     handler on a final delivery, payloads that are not jobs, messages
+//     past their abandoned deliveries), each with x-lazaret-reason and
+//     x-lazaret-attempts headers, so nothing is dropped silently. The job queue also dead-letters there (at least
 //     once) whatever the broker itself removes, such as messages over a
 //     delivery limit set by policy.
 //   - delay queues (lazaret.jobs.delay.<ms>ms), one per distinct Nak delay,
@@ -32,8 +32,11 @@
 // the message (to a delay queue) and acknowledges the original; the copy
 // carries the attempts made so far in x-lazaret-attempts. So a delivery's
 // Attempt is x-lazaret-attempts + x-delivery-count + 1. A message that
-// comes back past MaxDeliver (its final delivery's worker died) is
-// dead-lettered without reaching a handler.
+// comes back past MaxDeliver (its final delivery's worker died) reaches a
+// handler as abandoned (queue.Message.Abandoned), which records the job's
+// end without running it; one that comes back past those
+// queue.AbandonedDeliveries deliveries too is dead-lettered without
+// reaching a handler.
 //
 // Ack deadline: AMQP has none (RabbitMQ's consumer_timeout is global,
 // coarse, and closes the whole channel). A worker process that dies or

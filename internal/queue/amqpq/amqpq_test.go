@@ -297,8 +297,10 @@ func TestMalformedDeadLettered(t *testing.T) {
 
 // TestConsumerDeathRedelivers: a worker process that dies (its connection
 // closes with a message unacknowledged) loses the message to another
-// worker at once, with the attempt counted; on the final delivery, the
-// message is dead-lettered instead of delivered again.
+// worker at once, with the attempt counted; after a death on the final
+// attempt, the message comes again abandoned, so that its job's end is
+// recorded; past the abandoned deliveries it is dead-lettered instead of
+// delivered again.
 func TestConsumerDeathRedelivers(t *testing.T) {
 	t.Parallel()
 	url := brokerURL(t)
@@ -348,20 +350,25 @@ func TestConsumerDeathRedelivers(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("redelivery after the first death took %s, want it at once", d)
 	}
-	// The survivor fetches the message a third time, past MaxDeliver: it
-	// dead-letters it instead of handing it to its handler.
+	last := queue.MaxDeliveries(cfg.MaxDeliver)
+	for a := cfg.MaxDeliver + 1; a <= last; a++ {
+		die(queue.Message{JobID: "job-1", Attempt: a, Abandoned: true, Final: a == last})
+	}
+	// The survivor fetches the message once more, past the abandoned
+	// deliveries: it dead-letters it instead of handing it to its
+	// handler.
 	got := make(chan queue.Message, 1)
 	consume(t, survivor, func(ctx context.Context, d queue.Delivery) { got <- d.Message() }, queue.ConsumeOptions{})
 	d := getDead(t, ch, survivor)
 	if r, _ := d.Headers[hdrReason].(string); !strings.Contains(r, "stopped without settling") {
-		t.Errorf("reason %q, want it to say the final consumer stopped", r)
+		t.Errorf("reason %q, want it to say the last consumer stopped", r)
 	}
-	if a := intHeader(d.Headers[hdrAttempts]); a != 2 {
-		t.Errorf("attempts %d, want 2", a)
+	if a := intHeader(d.Headers[hdrAttempts]); a != last {
+		t.Errorf("attempts %d, want %d", a, last)
 	}
 	select {
 	case m := <-got:
-		t.Fatalf("got %+v after the final delivery, want none", m)
+		t.Fatalf("got %+v after the last delivery, want none", m)
 	case <-time.After(500 * time.Millisecond):
 	}
 	wantDepth(t, survivor, 0, 0)

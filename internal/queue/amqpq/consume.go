@@ -250,7 +250,8 @@ func intHeader(v any) int {
 }
 
 // newDelivery makes d a queue.Delivery, or dead-letters it (and returns
-// nil) when it is not a job message or has had all its deliveries.
+// nil) when it is not a job message or has had all its deliveries, the
+// abandoned ones included.
 func (q *Queue) newDelivery(c *consumer, d amqp.Delivery) *delivery {
 	attempt := attemptOf(d)
 	m, err := queue.DecodeMessage(d.Body)
@@ -263,17 +264,22 @@ func (q *Queue) newDelivery(c *consumer, d amqp.Delivery) *delivery {
 		}
 		return nil
 	}
-	if attempt > q.cfg.MaxDeliver {
-		reason := fmt.Sprintf("delivered %d times (max_deliver %d); the consumer of the final delivery stopped without settling it", attempt-1, q.cfg.MaxDeliver)
+	if limit := queue.MaxDeliveries(q.cfg.MaxDeliver); attempt > limit {
+		// Past the abandoned deliveries too: the consumers of the final
+		// attempt and of every abandoned delivery stopped without
+		// settling them. Kept in the dead-letter queue, with the reason.
+		reason := fmt.Sprintf("delivered %d times (max_deliver %d, then %d to record the job's end); the consumer of the last delivery stopped without settling it",
+			attempt-1, q.cfg.MaxDeliver, queue.AbandonedDeliveries)
 		if derr := q.deadLetter(c, d, attempt-1, reason); derr != nil {
 			q.log.Error("dead-lettering failed", "job_id", m.JobID, "reason", reason, "err", derr)
 		} else {
-			q.log.Warn("message dead-lettered", "job_id", m.JobID, "reason", reason, "dead_letter_queue", q.cfg.DeadLetterQueue)
+			q.log.Error("message dead-lettered", "job_id", m.JobID, "reason", reason, "dead_letter_queue", q.cfg.DeadLetterQueue)
 		}
 		return nil
 	}
-	m.Attempt = attempt
-	m.Final = attempt >= q.cfg.MaxDeliver
+	// Past MaxDeliver, the message is handed out as abandoned, so that
+	// its handler records the job's end.
+	m = m.WithAttempt(attempt, q.cfg.MaxDeliver)
 	dv := &delivery{q: q, c: c, d: d, m: m, deadline: time.Now().Add(q.cfg.AckWait)}
 	q.inFlight.Add(1)
 	// Under mu, so that expire sees the timer.

@@ -9,6 +9,13 @@
 // with explicit acks that every worker shares. Acked and terminated
 // messages leave the stream.
 //
+// Deliveries: the consumer's max_deliver is Config.MaxDeliver plus
+// queue.AbandonedDeliveries. Deliveries up to MaxDeliver are scan attempts;
+// the server makes the ones after only when the final attempt was never
+// settled (its worker died), and they reach the handler as abandoned, to
+// record the job's end. Final and Abandoned follow the server's count of
+// deliveries and its max_deliver, so that every worker agrees on them.
+//
 // Redelivery delays: a message whose worker stops answering comes back
 // after AckWait; one that is Nak'ed comes back after Config.Backoff. The
 // consumer's own JetStream BackOff is left unset on purpose: JetStream uses
@@ -105,7 +112,8 @@ type Embedded struct {
 
 // Queue is a queue.Queue on NATS JetStream. Create it with Open.
 type Queue struct {
-	cfg        Config
+	cfg Config
+	// maxDeliver is the scan attempts the server's consumer allows.
 	maxDeliver int
 	log        *slog.Logger
 	srv        *server.Server // nil unless embedded
@@ -301,7 +309,8 @@ func (q *Queue) connect(ctx context.Context) error {
 
 // declare creates or updates the stream and the consumer, so that a new
 // deployment needs no setup and a changed AckWait or MaxDeliver applies
-// on the next start.
+// on the next start (a consumer made by a version without abandoned
+// deliveries gets them).
 func (q *Queue) declare(ctx context.Context) error {
 	js, err := jetstream.New(q.nc)
 	if err != nil {
@@ -329,7 +338,7 @@ func (q *Queue) declare(ctx context.Context) error {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
-		MaxDeliver:    c.MaxDeliver,
+		MaxDeliver:    queue.MaxDeliveries(c.MaxDeliver),
 		Replicas:      c.Replicas,
 	})
 	if err != nil {
@@ -337,12 +346,32 @@ func (q *Queue) declare(ctx context.Context) error {
 	}
 	q.cons = cons
 	// Another lazaret process may have configured the consumer
-	// differently and last; Final must follow what the server enforces.
-	q.maxDeliver = cons.CachedInfo().Config.MaxDeliver
-	if q.maxDeliver != c.MaxDeliver {
-		q.log.Warn("consumer max_deliver differs from configuration", "server", q.maxDeliver, "config", c.MaxDeliver)
+	// differently and last; Final and Abandoned must follow what the
+	// server enforces.
+	server := cons.CachedInfo().Config.MaxDeliver
+	q.maxDeliver = scanAttempts(server, c.MaxDeliver)
+	if server != queue.MaxDeliveries(c.MaxDeliver) {
+		q.log.Warn("consumer max_deliver differs from configuration", "server", server,
+			"config", c.MaxDeliver, "abandoned_deliveries", queue.AbandonedDeliveries)
 	}
 	return nil
+}
+
+// scanAttempts returns the scan attempts (queue.Redelivery.MaxDeliver) a
+// consumer's max_deliver of server stands for; configured is this
+// process's setting.
+func scanAttempts(server, configured int) int {
+	switch {
+	case server <= 0:
+		// No limit (set by hand): the server redelivers for ever, and
+		// abandoned deliveries end the message.
+		return configured
+	case server <= queue.AbandonedDeliveries:
+		// Too few for abandoned deliveries (set by hand): scan
+		// attempts only.
+		return server
+	}
+	return server - queue.AbandonedDeliveries
 }
 
 // ClientURL returns the URL other processes can connect to: the embedded
@@ -541,6 +570,7 @@ func (p puller) pull(ctx context.Context, n int, deliver func(jetstream.Msg)) er
 	if err != nil {
 		return err
 	}
+	subs := p.nc.NumSubscriptions() // the pull's inbox among them
 	for msg := range batch.Messages() {
 		deliver(msg)
 	}
@@ -554,7 +584,13 @@ func (p puller) pull(ctx context.Context, n int, deliver func(jetstream.Msg)) er
 		// inbox, but only in the connection's write buffer. Until the
 		// server reads that, it may deliver a new message into the dead
 		// pull, where it would sit until its ack deadline. A round trip
-		// makes sure it has read it before Consume returns.
+		// makes sure it has read it before Consume returns. The library
+		// unsubscribes just after it ends the batch, in its own
+		// goroutine: wait (briefly) for that first, or the flush may go
+		// out before the unsubscribe is written.
+		for deadline := time.Now().Add(200 * time.Millisecond); p.nc.NumSubscriptions() >= subs && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		p.nc.FlushTimeout(time.Second)
 		return ctx.Err()
 	default:
@@ -570,8 +606,7 @@ func (q *Queue) delivery(msg jetstream.Msg) (queue.Delivery, bool) {
 		var m queue.Message
 		m, err = queue.DecodeMessage(msg.Data())
 		if err == nil {
-			m.Attempt = int(meta.NumDelivered)
-			m.Final = m.Attempt >= q.maxDeliver
+			m = m.WithAttempt(int(meta.NumDelivered), q.maxDeliver)
 			return &delivery{rawDelivery: newRawDelivery(msg, q.mapErr), q: q, m: m}, true
 		}
 	}

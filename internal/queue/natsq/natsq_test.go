@@ -273,6 +273,73 @@ func TestFinalLeavesStream(t *testing.T) {
 	}
 }
 
+// TestConsumerGetsAbandonedDeliveries: Open sets the consumer's
+// max_deliver to MaxDeliver plus the abandoned deliveries, and updates a
+// consumer made by an older lazaret (max_deliver = MaxDeliver), on the
+// embedded server and on an external one (LAZARET_TEST_NATS, if set).
+func TestConsumerGetsAbandonedDeliveries(t *testing.T) {
+	configs := map[string]func(t *testing.T) Config{
+		"embedded": func(t *testing.T) Config {
+			cfg := testConfig()
+			cfg.Embedded = &Embedded{StoreDir: t.TempDir()}
+			return cfg
+		},
+		"external": func(t *testing.T) Config {
+			url := os.Getenv(envNATS)
+			if url == "" {
+				testenv.Require(t, "NATS with JetStream ($"+envNATS+")")
+			}
+			name := fmt.Sprintf("LZUPD_%d", time.Now().UnixNano())
+			t.Cleanup(func() { deleteStream(t, url, name) })
+			cfg := testConfig()
+			cfg.URL, cfg.Stream, cfg.Subject, cfg.Consumer = url, name, "lazaret.test."+name, "workers"
+			return cfg
+		},
+	}
+	for name, config := range configs {
+		t.Run(name, func(t *testing.T) {
+			cfg := config(t)
+			ctx := context.Background()
+			want := queuetest.MaxDeliver + queue.AbandonedDeliveries
+			q := openQueue(t, cfg)
+			if got := q.cons.CachedInfo().Config.MaxDeliver; got != want || q.maxDeliver != queuetest.MaxDeliver {
+				t.Errorf("new consumer: max_deliver %d, scan attempts %d; want %d, %d", got, q.maxDeliver, want, queuetest.MaxDeliver)
+			}
+			// What an older lazaret declared.
+			old := q.cons.CachedInfo().Config
+			old.MaxDeliver = queuetest.MaxDeliver
+			if _, err := q.js.CreateOrUpdateConsumer(ctx, q.cfg.Stream, old); err != nil {
+				t.Fatalf("older consumer: %v", err)
+			}
+			q.Close() // and a new version starts
+
+			q = openQueue(t, cfg)
+			info, err := q.cons.Info(ctx)
+			if err != nil {
+				t.Fatalf("consumer info: %v", err)
+			}
+			if got := info.Config.MaxDeliver; got != want || q.maxDeliver != queuetest.MaxDeliver {
+				t.Errorf("updated consumer: max_deliver %d, scan attempts %d; want %d, %d", got, q.maxDeliver, want, queuetest.MaxDeliver)
+			}
+		})
+	}
+}
+
+func TestScanAttempts(t *testing.T) {
+	k := queue.AbandonedDeliveries
+	for _, tt := range []struct{ server, configured, want int }{
+		{5 + k, 5, 5},
+		{3 + k, 5, 3}, // another process's setting wins
+		{-1, 5, 5},    // no limit
+		{k, 5, k},     // too few for abandoned deliveries
+		{1, 5, 1},
+	} {
+		if got := scanAttempts(tt.server, tt.configured); got != tt.want {
+			t.Errorf("scanAttempts(%d, %d): got %d, want %d", tt.server, tt.configured, got, tt.want)
+		}
+	}
+}
+
 func TestEmbeddedListen(t *testing.T) {
 	q := openEmbedded(t, t.TempDir())
 	if u := q.ClientURL(); u != "" {

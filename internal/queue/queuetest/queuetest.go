@@ -21,7 +21,9 @@ import (
 const (
 	// AckWait is the ack deadline.
 	AckWait = time.Second
-	// MaxDeliver is the number of deliveries per message.
+	// MaxDeliver is the number of scan attempts per message; a message
+	// whose final attempt is never settled gets
+	// queue.AbandonedDeliveries more deliveries.
 	MaxDeliver = 3
 	// Backoff is the delay of a Nak without a delay, at every attempt.
 	Backoff = 50 * time.Millisecond
@@ -59,6 +61,8 @@ func Run(t *testing.T, newQueue func(t *testing.T) queue.Queue) {
 		{"NakRedelivers", testNak},
 		{"MaxDeliveriesFinal", testMaxDeliveries},
 		{"FinalLeftUnsettledIsTerminated", testFinalUnsettled},
+		{"DiedOnFinalDeliveredAbandoned", testAbandoned},
+		{"AbandonedRedeliveredUntilLast", testAbandonedRedelivered},
 		{"UnsettledRedelivered", testUnsettled},
 		{"PanicRedelivered", testPanic},
 		{"HandlerTimeout", testHandlerTimeout},
@@ -185,10 +189,16 @@ func ack(t *testing.T, ctx context.Context, d queue.Delivery) {
 	}
 }
 
+// wantMessage checks a scan attempt: not abandoned.
 func wantMessage(t *testing.T, got queue.Message, id string, attempt int, final bool) {
 	t.Helper()
-	if got.JobID != id || got.Attempt != attempt || got.Final != final {
-		t.Fatalf("got %+v, want {JobID:%s Attempt:%d Final:%t}", got, id, attempt, final)
+	wantDelivery(t, got, queue.Message{JobID: id, Attempt: attempt, Final: final})
+}
+
+func wantDelivery(t *testing.T, got, want queue.Message) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
 	}
 }
 
@@ -416,7 +426,8 @@ func testNak(t *testing.T, q queue.Queue) {
 }
 
 // testMaxDeliveries: a message that keeps failing is delivered
-// MaxDeliver times, the last with Final set, and then never again.
+// MaxDeliver times, the last with Final set, and then never again: no
+// abandoned delivery, its final one having been settled.
 func testMaxDeliveries(t *testing.T, q queue.Queue) {
 	publish(t, q, "job-1")
 	ch := make(chan queue.Message, 10)
@@ -445,6 +456,91 @@ func testFinalUnsettled(t *testing.T, q queue.Queue) {
 	}
 	none(t, ch, "a delivery after the final one")
 	depth(t, q, 0, 0)
+}
+
+// testAbandoned: a message whose worker dies on every scan attempt, the
+// final one included, is delivered once more, abandoned, so that its
+// handler records the job's end; acknowledged, it never comes again. To
+// the broker, a handler that neither settles nor heartbeats is a dead
+// worker; each redelivery goes to a new consumer, the dead ones' only
+// handlers being busy.
+func testAbandoned(t *testing.T, q queue.Queue) {
+	publish(t, q, "job-1")
+	ch := make(chan queue.Message, 10)
+	release := make(chan struct{})
+	h := func(ctx context.Context, d queue.Delivery) {
+		ch <- d.Message()
+		if !d.Message().Abandoned {
+			// Dies: no settlement, no heartbeat.
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return
+		}
+		ack(t, ctx, d)
+	}
+	// A short soft stop: should the test fail, the dead handlers end with
+	// their consumers.
+	opts := queue.ConsumeOptions{Concurrency: 1, Heartbeat: -1, SoftStop: 100 * time.Millisecond}
+	for range MaxDeliver + 1 {
+		startConsume(t, q, h, opts)
+	}
+	for i := 1; i <= MaxDeliver; i++ {
+		wantMessage(t, receive(t, ch, fmt.Sprintf("delivery %d", i)), "job-1", i, i == MaxDeliver)
+	}
+	wantDelivery(t, receive(t, ch, "the abandoned delivery"),
+		queue.Message{JobID: "job-1", Attempt: MaxDeliver + 1, Abandoned: true})
+	depth(t, q, 0, 0)
+	close(release) // the dead handlers come back; their late settlements change nothing
+	none(t, ch, "a delivery after the abandoned one was acked")
+	depth(t, q, 0, 0)
+}
+
+// testAbandonedRedelivered: an abandoned delivery whose worker dies too,
+// or whose handler returns without settling or Naks (recording the job's
+// end failed), is delivered again, abandoned, up to
+// queue.AbandonedDeliveries times; the last is Final as well, and a Nak
+// terminates it.
+func testAbandonedRedelivered(t *testing.T, q queue.Queue) {
+	publish(t, q, "job-1")
+	last := queue.MaxDeliveries(MaxDeliver)
+	ch := make(chan queue.Message, 20)
+	release := make(chan struct{})
+	h := func(ctx context.Context, d queue.Delivery) {
+		m := d.Message()
+		ch <- m
+		switch {
+		case m.Attempt <= MaxDeliver+1:
+			// Dies, on every scan attempt and on the first abandoned
+			// delivery.
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		case m.Attempt < last:
+			// Returns without settling: Nak'ed by Consume.
+		default:
+			if err := d.Nak(ctx, 0); err != nil {
+				t.Errorf("Nak: %v", err)
+			}
+		}
+	}
+	opts := queue.ConsumeOptions{Concurrency: 1, Heartbeat: -1, SoftStop: 100 * time.Millisecond}
+	for range MaxDeliver + 2 {
+		startConsume(t, q, h, opts)
+	}
+	for i := 1; i <= MaxDeliver; i++ {
+		wantMessage(t, receive(t, ch, fmt.Sprintf("delivery %d", i)), "job-1", i, i == MaxDeliver)
+	}
+	for i := MaxDeliver + 1; i <= last; i++ {
+		wantDelivery(t, receive(t, ch, fmt.Sprintf("abandoned delivery %d", i)),
+			queue.Message{JobID: "job-1", Attempt: i, Abandoned: true, Final: i == last})
+	}
+	none(t, ch, "a delivery after the last abandoned one")
+	depth(t, q, 0, 0)
+	close(release)
+	none(t, ch, "a delivery after the dead handlers came back")
 }
 
 // testUnsettled: a handler that returns without settling gets its
