@@ -31,12 +31,14 @@ const fuzzField = "signature"
 //     as one without a name, and at most proc.MaxFindings;
 //   - every name is valid UTF-8, without control characters or spaces
 //     at the ends, at most proc.MaxSignature bytes, and there once;
-//   - the names are the report field's strings when it holds any (a
-//     string, or a list of them), else the first line that is not blank
-//     in the first headSize bytes of standard output, else "unknown".
+//   - the names are the report field's strings when it holds any that
+//     is not blank (a string, or a list of them), else the first line
+//     that is not blank in the first headSize bytes of standard output,
+//     else "unknown".
 func FuzzFindings(f *testing.F) {
 	for _, s := range []struct{ report, stdout string }{
 		{`{"signature": "Eicar-Test-Signature"}`, ""},
+		{`{"signature": [" ", ""]}`, "Named.On.Stdout\n"},
 		{`{"signature": ["A", "B", "A", " ", 7, null, "C\u0000"]}`, "ignored\n"},
 		{`{"signature": 12}`, "\n\n  From.Stdout \r\nnext\n"},
 		{`{"signature": []}`, ""},
@@ -123,19 +125,22 @@ func wantFindings(report, stdout []byte, read bool) []string {
 			}
 		}
 	}
-	if len(raw) == 0 {
+	names := func(raw []string) (want []string) {
+		for _, s := range raw {
+			if n := proc.SignatureName(s); n != "" && !slices.Contains(want, n) && len(want) < proc.MaxFindings {
+				want = append(want, n)
+			}
+		}
+		return want
+	}
+	want := names(raw)
+	if len(want) == 0 {
 		head := stdout[:min(len(stdout), headSize)]
 		for l := range bytes.Lines(head) {
 			if s := strings.TrimSpace(string(l)); s != "" {
-				raw = []string{s}
+				want = names([]string{s})
 				break
 			}
-		}
-	}
-	var want []string
-	for _, s := range raw {
-		if n := proc.SignatureName(s); n != "" && !slices.Contains(want, n) && len(want) < proc.MaxFindings {
-			want = append(want, n)
 		}
 	}
 	if len(want) == 0 {

@@ -532,7 +532,8 @@ func (e *Engine) decide(ctx context.Context, out outcome, w *workdir) (scan.Resu
 }
 
 // findings names an infected sample's findings: from the JSON report's
-// signature field, else the first line of standard output, else
+// signature field, else (none there, or only blank ones) the first line
+// of standard output, else
 // "unknown", as scan.Normalize names an unnamed infection.
 func (e *Engine) findings(doc map[string]any, stdout *capture) []scan.Finding {
 	var names []string
@@ -548,12 +549,13 @@ func (e *Engine) findings(doc map[string]any, stdout *capture) []scan.Finding {
 			}
 		}
 	}
-	if len(names) == 0 {
-		names = append(names, stdout.firstLine())
-	}
 	var sigs []string
 	for _, n := range names {
 		sigs = proc.AppendSignature(sigs, n)
+	}
+	if len(sigs) == 0 {
+		// No field, or only blank names in it.
+		sigs = proc.AppendSignature(sigs, stdout.firstLine())
 	}
 	if len(sigs) == 0 {
 		return []scan.Finding{{Signature: "unknown"}}
